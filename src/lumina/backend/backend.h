@@ -1,0 +1,120 @@
+#pragma once
+// Backend: the kernel-level op set. Every backend (cpu, cuda) implements all
+// of it; modules run forward/backward only through this interface.
+//
+// Conventions (every op):
+// - Tensors are contiguous row-major views; shapes are checked.
+// - Float tensors of one call share one dtype (f32 or f64 on the CPU; the
+//   CUDA backend adds bf16/f16 activations). Token ids and targets are i32.
+// - Backward ops named d<x>: parameter gradients ACCUMULATE (+=) so that
+//   micro-batches and shared weights add up; activation gradients are
+//   OVERWRITTEN unless the op says "accumulates".
+// - Saved statistics (rmsnorm rstd, attention lse) are f32 on f32/bf16/f16
+//   paths and f64 on the f64 path (same dtype as the op for f32/f64).
+// - No op allocates device memory; scratch comes from the caller or is
+//   per-thread and bounded.
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "lumina/core/buffer.h"
+#include "lumina/core/tensor.h"
+
+namespace lumina {
+
+struct AdamWParams {
+  double lr = 3e-4;
+  double beta1 = 0.9;
+  double beta2 = 0.95;
+  double eps = 1e-8;
+  double weight_decay = 0.0;  // decoupled: p -= lr * wd * p
+  int64_t step = 1;           // 1-based, for bias correction
+  double grad_scale = 1.0;    // gradients are multiplied by this first (clipping, loss-scale undo)
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual Device device() const = 0;
+  virtual std::string name() const = 0;  // "cpu (OpenBLAS, 2 threads)", "cuda (NVIDIA H100 ...)"
+
+  // ---- memory --------------------------------------------------------------
+  virtual Buffer allocate(size_t bytes) = 0;  // zero-filled
+  // dst = src (same dtype and numel; either may be on the host).
+  virtual void copy(Tensor dst, const Tensor& src) = 0;
+  virtual void fill(Tensor dst, double value) = 0;
+  // dst = src converted to dst.dtype (same numel).
+  virtual void cast(Tensor dst, const Tensor& src) = 0;
+  virtual void synchronize() {}
+
+  // ---- dense algebra ----------------------------------------------------------
+  // c = alpha * op(a) @ op(b) + beta * c, op(x) = x or x^T.
+  // a: (M,K) or (K,M) when trans_a; b: (K,N) or (N,K) when trans_b; c: (M,N).
+  // Leading dims of a/b/c are flattened (a (B,T,C) is (B*T, C)).
+  virtual void gemm(Tensor c, const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, double alpha = 1.0,
+                    double beta = 0.0) = 0;
+  // y += alpha * x (same shape).
+  virtual void axpy(Tensor y, const Tensor& x, double alpha = 1.0) = 0;
+  // x *= alpha.
+  virtual void scale(Tensor x, double alpha) = 0;
+  // Sum of squares of all elements, accumulated in f64 (global grad norm).
+  virtual double sum_squares(const Tensor& x) = 0;
+
+  // ---- embedding ------------------------------------------------------------
+  // out (N, C) = table (V, C) [tokens (N)].
+  virtual void embedding_forward(Tensor out, const Tensor& tokens, const Tensor& table) = 0;
+  // dtable (V, C) += scatter of dout (N, C) by tokens (N). Deterministic.
+  virtual void embedding_backward(Tensor dtable, const Tensor& tokens, const Tensor& dout) = 0;
+
+  // ---- rmsnorm ----------------------------------------------------------------
+  // y (N,C) = x * rstd * w,  rstd (N) = 1 / sqrt(mean_c(x^2) + eps) (saved).
+  virtual void rmsnorm_forward(Tensor y, Tensor rstd, const Tensor& x, const Tensor& w, double eps) = 0;
+  // dx (N,C) ACCUMULATES (+=: x is the residual stream), dw (C) +=.
+  // dx = rstd * (w*dy - x * rstd^2 * mean_c(w*dy*x)).
+  virtual void rmsnorm_backward(Tensor dx, Tensor dw, const Tensor& dy, const Tensor& x, const Tensor& w,
+                                const Tensor& rstd) = 0;
+
+  // ---- rotary position embedding (Hugging Face rotate-half layout) -------------
+  // x (B,T,H,D) in place. Pairs (i, i + D/2), i < D/2, at position p = pos_offset + t:
+  //   x_i' = x_i cos(p w_i) - x_{i+D/2} sin(p w_i);  x_{i+D/2}' = x_{i+D/2} cos + x_i sin,
+  //   w_i = theta^(-2i/D). cos/sin: tables (P, D/2) in x's dtype, P >= pos_offset + T.
+  virtual void rope_forward(Tensor x, const Tensor& cos, const Tensor& sin, int64_t pos_offset) = 0;
+  // dx (B,T,H,D) in place: the transpose (inverse) rotation.
+  virtual void rope_backward(Tensor dx, const Tensor& cos, const Tensor& sin, int64_t pos_offset) = 0;
+
+  // ---- causal grouped-query attention -----------------------------------------------
+  // q (B,Tq,Hq,D), k/v (B,Tk,Hkv,D), Hq % Hkv == 0, Tq <= Tk; query t sits at
+  // position Tk - Tq + t and sees keys 0..that position (KV-cache decoding when Tq < Tk).
+  // out (B,Tq,Hq,D) = softmax(q k^T / sqrt(D)) v;  lse (B,Hq,Tq) = log-sum-exp of the scaled scores (saved).
+  // Memory: O(T) scratch per query row; never a (B,H,T,T) buffer.
+  virtual void attention_forward(Tensor out, Tensor lse, const Tensor& q, const Tensor& k, const Tensor& v) = 0;
+  // Tq == Tk only. dq, dk, dv overwritten.
+  virtual void attention_backward(Tensor dq, Tensor dk, Tensor dv, const Tensor& dout, const Tensor& q,
+                                  const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse) = 0;
+
+  // ---- SwiGLU -------------------------------------------------------------------
+  // out (N,F) = silu(gate) * up, silu(g) = g * sigmoid(g).
+  virtual void swiglu_forward(Tensor out, const Tensor& gate, const Tensor& up) = 0;
+  // dgate, dup (N,F) overwritten.
+  virtual void swiglu_backward(Tensor dgate, Tensor dup, const Tensor& dout, const Tensor& gate, const Tensor& up) = 0;
+
+  // ---- cross-entropy (one chunk of rows) ----------------------------------------------
+  // logits (N,V); targets (N) i32, target < 0 = masked (loss 0, gradient 0).
+  // losses (N) = logsumexp(logits) - logits[target]  (f32/f64 as logits' stat dtype);
+  // argmax (N) i32 = the predicted token (for accuracy).
+  // If dlosses (N) is non-empty, logits are OVERWRITTEN with
+  // dlogits = dlosses[n] * (softmax(logits[n]) - onehot(target[n])): one fused pass.
+  virtual void cross_entropy(Tensor logits, Tensor losses, Tensor argmax, const Tensor& targets,
+                             const Tensor& dlosses) = 0;
+
+  // ---- optimizer -----------------------------------------------------------------
+  // AdamW on one flat range (param, grad, m, v same numel; param/m/v f32 or f64):
+  //   g = grad * grad_scale; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
+  //   p -= lr * (mhat / (sqrt(vhat) + eps) + wd * p),  mhat = m/(1-b1^t), vhat = v/(1-b2^t).
+  virtual void adamw_update(Tensor param, const Tensor& grad, Tensor m, Tensor v, const AdamWParams& h) = 0;
+};
+
+// The CPU backend (OpenBLAS + OpenMP; f32 and f64).
+std::unique_ptr<Backend> make_cpu_backend();
+
+}  // namespace lumina

@@ -1,0 +1,13 @@
+#pragma once
+// Each subcommand lives in its own file and registers itself on the app.
+// A command's callback throws lumina::Error for bad input; main() prints it
+// as one line and exits with status 2.
+#include <CLI/CLI.hpp>
+
+namespace lumina::cli {
+
+void register_model_info(CLI::App& app);
+void register_bench(CLI::App& app);
+void register_config(CLI::App& app);
+
+}  // namespace lumina::cli
