@@ -1,4 +1,105 @@
+// lumina bench: benchmarks. `bench train` times full training steps and
+// appends one JSON line per run to <results-dir>/train.jsonl.
+#include <fmt/format.h>
+#include <omp.h>
+
+#include <chrono>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "lumina/backend/select.h"
+#include "lumina/bench/train_bench.h"
 #include "lumina/cli/commands.h"
+#include "lumina/cli/config_options.h"
+#include "lumina/cli/format.h"
+
 namespace lumina::cli {
-void register_bench(CLI::App& app) { app.add_subcommand("bench", "Benchmarks"); }
+
+namespace {
+
+struct BenchTrainArgs {
+  ConfigOptions config;
+  int64_t batch = 0, seq = 0, steps = 10, warmup = 2;
+  std::string device;
+  double peak_flops = 989e12;  // H100/H200 SXM dense bf16, the reference MFU convention
+  std::string results_dir = "bench/results";
+};
+
+std::string utc_now() {
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
 }
+
+void run_bench_train(const BenchTrainArgs& a) {
+  const RunConfig cfg = a.config.load();
+  const std::string device = a.device.empty() ? cfg.train.device : a.device;
+  SelectedBackend selected = select_backend(device, cfg.train.precision);
+  TrainBenchOptions o;
+  o.batch = a.batch > 0 ? a.batch : cfg.train.batch_size;
+  o.seq = a.seq > 0 ? a.seq : cfg.train.seq_len;
+  o.steps = a.steps;
+  o.warmup_steps = a.warmup;
+  o.seed = static_cast<uint64_t>(cfg.train.seed);
+  const bool on_gpu = selected.backend->device() == Device::cuda;
+  o.peak_flops = on_gpu ? a.peak_flops : 0.0;
+  fmt::print("bench train: {} | batch {} x seq {} | {} steps after {} warm-up | backend {}\n",
+             a.config.path.empty() ? a.config.preset : a.config.path, o.batch, o.seq, o.steps, o.warmup_steps,
+             selected.backend->name());
+  const TrainBenchResult r = run_train_bench(*selected.backend, cfg.model, o);
+  fmt::print("tokens/s     {:.0f}\n", r.tokens_per_second);
+  fmt::print("step time    {:.2f} ms (median)\n", r.step_ms);
+  fmt::print("model flops  {:.1f} GFLOP/s", r.model_flops_per_second / 1e9);
+  if (r.mfu > 0) fmt::print(" | MFU {:.1f}% of {:.0f} TFLOP/s", 100 * r.mfu, a.peak_flops / 1e12);
+  fmt::print("\nmemory       planned {} | measured peak {}{}\n", human_bytes(r.planned_bytes), human_bytes(r.peak_bytes),
+             on_gpu ? "" : " (process RSS)");
+  fmt::print("params       {} total | {} active | final loss {:.4f}\n", human_count(r.params_total),
+             human_count(r.params_active), r.final_loss);
+
+  nlohmann::json row = {{"date", utc_now()},
+                        {"config", a.config.path.empty() ? a.config.preset : a.config.path},
+                        {"backend", selected.backend->name()},
+                        {"threads", on_gpu ? 0 : omp_get_max_threads()},
+                        {"B", o.batch},
+                        {"T", o.seq},
+                        {"steps", o.steps},
+                        {"step_ms", r.step_ms},
+                        {"tok_s", r.tokens_per_second},
+                        {"gflops_s", r.model_flops_per_second / 1e9},
+                        {"mfu", on_gpu ? nlohmann::json(r.mfu) : nlohmann::json(nullptr)},
+                        {"params_total", r.params_total},
+                        {"params_active", r.params_active},
+                        {"planned_bytes", r.planned_bytes},
+                        {"peak_bytes", r.peak_bytes},
+                        {"loss", r.final_loss}};
+  std::filesystem::create_directories(a.results_dir);
+  const std::string out = (std::filesystem::path(a.results_dir) / "train.jsonl").string();
+  std::ofstream(out, std::ios::app) << row.dump() << "\n";
+  fmt::print("appended to {}\n", out);
+}
+
+}  // namespace
+
+void register_bench(CLI::App& app) {
+  CLI::App* bench = app.add_subcommand("bench", "Benchmarks (results appended under bench/results/)");
+  bench->require_subcommand(1);
+  auto args = std::make_shared<BenchTrainArgs>();
+  CLI::App* train = bench->add_subcommand("train", "Time full training steps: tokens/s, model FLOP/s, MFU, memory");
+  args->config.add_to(*train);
+  train->add_option("--batch", args->batch, "Micro-batch size (default: train.batch_size)");
+  train->add_option("--seq", args->seq, "Sequence length (default: train.seq_len)");
+  train->add_option("--steps", args->steps, "Timed steps")->check(CLI::PositiveNumber);
+  train->add_option("--warmup", args->warmup, "Untimed warm-up steps")->check(CLI::NonNegativeNumber);
+  train->add_option("--device", args->device, "auto, cpu or cuda (default: train.device)");
+  train->add_option("--peak-flops", args->peak_flops, "Device peak FLOP/s for MFU (GPU only)");
+  train->add_option("--results-dir", args->results_dir, "Where train.jsonl is appended");
+  train->callback([args] { run_bench_train(*args); });
+}
+
+}  // namespace lumina::cli

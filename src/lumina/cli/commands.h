@@ -9,5 +9,8 @@ namespace lumina::cli {
 void register_model_info(CLI::App& app);
 void register_bench(CLI::App& app);
 void register_config(CLI::App& app);
+void register_train(CLI::App& app);
+void register_generate(CLI::App& app);
+void register_eval(CLI::App& app);
 
 }  // namespace lumina::cli

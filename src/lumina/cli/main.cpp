@@ -10,6 +10,9 @@ int main(int argc, char** argv) {
   CLI::App app{"lumina: train dense, MoE, MoD and hybrid LLMs from a TOML config", "lumina"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "lumina 0.1.0");
+  lumina::cli::register_train(app);
+  lumina::cli::register_generate(app);
+  lumina::cli::register_eval(app);
   lumina::cli::register_model_info(app);
   lumina::cli::register_bench(app);
   lumina::cli::register_config(app);

@@ -35,6 +35,11 @@ Tensor Tensor::view(Shape s) const {
   return Tensor(data, dtype, device, s);
 }
 
+Tensor Tensor::prefix(Shape s) const {
+  LUMINA_CHECK(s.numel() <= numel(), "cannot view the first {} elements of {}", s.numel(), shape.str());
+  return Tensor(data, dtype, device, s);
+}
+
 Tensor Tensor::slice(int64_t begin, int64_t end) const {
   LUMINA_CHECK(rank() >= 1 && 0 <= begin && begin <= end && end <= dim(0), "slice [{}, {}) out of range for {}",
                begin, end, shape.str());
@@ -46,8 +51,9 @@ Tensor Tensor::slice(int64_t begin, int64_t end) const {
 
 Tensor Tensor::flatten_2d() const {
   LUMINA_CHECK(rank() >= 1, "cannot flatten a scalar");
-  const int64_t cols = dim(-1);
-  return view(Shape{cols ? numel() / cols : 0, cols});
+  int64_t rows = 1;
+  for (int i = 0; i + 1 < rank(); ++i) rows *= dim(i);
+  return view(Shape{rows, dim(-1)});
 }
 
 void check_shape(const Tensor& t, const Shape& s, const char* name) {

@@ -53,6 +53,8 @@ class Tensor {
   }
   // Same memory, another shape with the same number of elements.
   Tensor view(Shape s) const;
+  // The first s.numel() elements viewed as s (scratch sized for a maximum, used for less).
+  Tensor prefix(Shape s) const;
   // Rows [begin, end) along dim 0.
   Tensor slice(int64_t begin, int64_t end) const;
   // Merge all leading dims: (a, b, ..., n) -> (a*b*..., n).

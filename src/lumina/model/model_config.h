@@ -53,6 +53,8 @@ struct ModelConfig {
   // ---- memory ----------------------------------------------------------------------
   bool gradient_checkpointing = false;
 
+  bool operator==(const ModelConfig&) const = default;
+
   int64_t head_dim() const { return hidden_size / num_heads; }
   // intermediate_size, resolved (8/3 * hidden rounded up to 256 when 0).
   int64_t ffn_size() const {

@@ -1,0 +1,52 @@
+#pragma once
+// Causal grouped-query self-attention with RoPE (LLaMA layout):
+//   q = x Wq^T (N, Hq*D), k = x Wk^T, v = x Wv^T (N, Hkv*D); rope(q), rope(k);
+//   y = softmax(q k^T / sqrt(D)) v (causal);  out += y Wo^T  (into the residual stream).
+#include "lumina/core/arena.h"
+#include "lumina/model/context.h"
+#include "lumina/model/model_config.h"
+
+namespace lumina {
+
+struct RopeTables {
+  Tensor cos, sin;  // (P, D/2) in the activation dtype, P = max_position_embeddings
+};
+
+class AttentionLayer {
+ public:
+  struct Activations {
+    Tensor q, k, v;  // (B, T, Hq|Hkv, D), after rope
+    Tensor y;        // (B, T, Hq, D), attention output before o_proj
+    Tensor lse;      // (B, Hq, T)
+  };
+  struct Scratch {
+    Tensor dq, dk, dv, dy;  // same shapes as q, k, v, y
+  };
+
+  AttentionLayer(ParamStore& ps, const ModelConfig& cfg, int layer);
+  Activations plan(Arena& arena, DType act, DType stat, int64_t B, int64_t T) const;
+  Scratch plan_scratch(Arena& arena, DType act, int64_t B, int64_t T) const;
+
+  // x (N,C) normalised input; residual (N,C) += o_proj(attention(x)).
+  void forward(const ModelContext& c, const RopeTables& rope, const Tensor& x, Tensor residual, Activations& a) const;
+  // Incremental decoding (batch 1): x (n,C) holds tokens at positions pos..pos+n-1.
+  // Their k, v are written into k_cache/v_cache (P, Hkv, D) rows pos..pos+n-1 and
+  // attention runs over rows 0..pos+n-1. residual (n,C) += o_proj(y).
+  // a: scratch from plan(arena, act, stat, 1, n_max), first n positions used.
+  void forward_cached(const ModelContext& c, const RopeTables& rope, const Tensor& x, Tensor residual, Tensor k_cache,
+                      Tensor v_cache, int64_t pos, Activations& a) const;
+  // dresidual (N,C): gradient of the block output; dx (N,C) = gradient w.r.t. x (overwritten).
+  void backward(const ModelContext& c, const RopeTables& rope, const Tensor& x, const Tensor& dresidual, Tensor dx,
+                const Activations& a, Scratch& s) const;
+
+  int64_t num_heads() const { return num_heads_; }
+  int64_t num_kv_heads() const { return num_kv_heads_; }
+  int64_t head_dim() const { return head_dim_; }
+
+  ParamId q_proj, k_proj, v_proj, o_proj;
+
+ private:
+  int64_t num_heads_, num_kv_heads_, head_dim_;
+};
+
+}  // namespace lumina

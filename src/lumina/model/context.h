@@ -1,0 +1,39 @@
+#pragma once
+// What every module's forward/backward needs: the backend, the parameters
+// (master copies and gradients) and the weights in compute dtype.
+#include "lumina/backend/backend.h"
+#include "lumina/model/param_store.h"
+
+namespace lumina {
+
+struct ModelContext {
+  Backend* backend = nullptr;
+  ParamStore* params = nullptr;
+  // Weights in the activation dtype. Equal to params->params_flat() when the
+  // compute dtype is the master dtype; otherwise a cast copy refreshed before
+  // each forward (same layout, so the same offsets).
+  Tensor weights_flat;
+  DType act_dtype = DType::f32;   // activations
+  DType stat_dtype = DType::f32;  // saved statistics (rstd, lse, losses): f64 on the f64 path, else f32
+
+  Backend& be() const { return *backend; }
+  Tensor weight(ParamId id) const {
+    const ParamSpec& s = params->specs()[static_cast<size_t>(id)];
+    return weights_flat.slice(s.offset, s.offset + s.shape.numel()).view(s.shape);
+  }
+  Tensor grad(ParamId id) const { return params->grad(id); }
+};
+
+// y (N,out) = x (N,in) @ W^T (W: (out,in), torch.nn.Linear layout); beta = 1 adds into y.
+inline void linear_forward(const ModelContext& c, Tensor y, const Tensor& x, ParamId w, double beta = 0.0) {
+  c.be().gemm(y, x, false, c.weight(w), true, 1.0, beta);
+}
+
+// dW (out,in) += dy^T x;  dx (N,in) = dy W (+ dx when dx_beta = 1).
+inline void linear_backward(const ModelContext& c, Tensor dx, const Tensor& dy, const Tensor& x, ParamId w,
+                            double dx_beta = 0.0) {
+  c.be().gemm(c.grad(w), dy, true, x, false, 1.0, 1.0);
+  c.be().gemm(dx, dy, false, c.weight(w), false, 1.0, dx_beta);
+}
+
+}  // namespace lumina

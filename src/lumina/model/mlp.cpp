@@ -1,0 +1,38 @@
+#include "lumina/model/mlp.h"
+
+#include <cmath>
+
+namespace lumina {
+
+SwiGLUMlp::SwiGLUMlp(ParamStore& ps, const ModelConfig& cfg, const std::string& prefix) : ffn_(cfg.ffn_size()) {
+  const int64_t C = cfg.hidden_size;
+  const double residual_std = cfg.init_std / std::sqrt(2.0 * static_cast<double>(cfg.num_layers));
+  gate_proj = ps.declare(prefix + "gate_proj.weight", Shape{ffn_, C}, ParamInit::normal, cfg.init_std, true);
+  up_proj = ps.declare(prefix + "up_proj.weight", Shape{ffn_, C}, ParamInit::normal, cfg.init_std, true);
+  down_proj = ps.declare(prefix + "down_proj.weight", Shape{C, ffn_}, ParamInit::normal, residual_std, true);
+}
+
+SwiGLUMlp::Activations SwiGLUMlp::plan(Arena& arena, DType act, int64_t N) const {
+  return Activations{arena.alloc(act, Shape{N, ffn_}), arena.alloc(act, Shape{N, ffn_}), arena.alloc(act, Shape{N, ffn_})};
+}
+
+SwiGLUMlp::Scratch SwiGLUMlp::plan_scratch(Arena& arena, DType act, int64_t N) const {
+  return Scratch{arena.alloc(act, Shape{N, ffn_}), arena.alloc(act, Shape{N, ffn_}), arena.alloc(act, Shape{N, ffn_})};
+}
+
+void SwiGLUMlp::forward(const ModelContext& c, const Tensor& x, Tensor residual, Activations& a) const {
+  linear_forward(c, a.gate, x, gate_proj);
+  linear_forward(c, a.up, x, up_proj);
+  c.be().swiglu_forward(a.h, a.gate, a.up);
+  linear_forward(c, residual, a.h, down_proj, 1.0);
+}
+
+void SwiGLUMlp::backward(const ModelContext& c, const Tensor& x, const Tensor& dresidual, Tensor dx,
+                         const Activations& a, Scratch& s) const {
+  linear_backward(c, s.dh, dresidual, a.h, down_proj);
+  c.be().swiglu_backward(s.dgate, s.dup, s.dh, a.gate, a.up);
+  linear_backward(c, dx, s.dgate, x, gate_proj);
+  linear_backward(c, dx, s.dup, x, up_proj, 1.0);
+}
+
+}  // namespace lumina

@@ -1,0 +1,211 @@
+#include "lumina/train/trainer.h"
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+
+#include "lumina/backend/select.h"
+#include "lumina/core/log.h"
+#include "lumina/data/corpus.h"
+#include "lumina/model/accounting.h"
+#include "lumina/optim/adamw.h"
+#include "lumina/optim/lr_schedule.h"
+#include "lumina/train/checkpoint.h"
+#include "lumina/train/evaluate.h"
+#include "lumina/train/metrics_log.h"
+#include "lumina/train/progress.h"
+#include "lumina/train/signals.h"
+
+namespace fs = std::filesystem;
+
+namespace lumina {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct RunPaths {
+  fs::path root, logs, metrics, checkpoints;
+};
+
+RunPaths make_run_dirs(const TrainConfig& t) {
+  RunPaths p;
+  p.root = fs::path(t.output_dir) / t.experiment_name;
+  p.logs = p.root / "logs";
+  p.metrics = p.root / "metrics";
+  p.checkpoints = p.root / "checkpoints";
+  for (const fs::path& d : {p.logs, p.metrics, p.checkpoints}) fs::create_directories(d);
+  return p;
+}
+
+int64_t total_optimizer_steps(const TrainConfig& t, const TokenDataset& train_data) {
+  if (t.max_steps > 0) return t.max_steps;
+  const int64_t windows_per_step = t.batch_size * t.gradient_accumulation_steps;
+  const int64_t per_epoch = train_data.num_windows() / windows_per_step;
+  LUMINA_CHECK(per_epoch > 0, "one epoch has {} sequences, fewer than one optimizer step ({} = batch_size x "
+               "gradient_accumulation_steps): add data, lower train.batch_size or set train.max_steps",
+               train_data.num_windows(), windows_per_step);
+  return per_epoch * t.num_epochs;
+}
+
+nlohmann::json eval_row(int64_t step, const EvalResult& e) {
+  return {{"step", step}, {"val_loss", e.loss}, {"val_ppl", e.perplexity}, {"val_bpb", e.bits_per_token},
+          {"val_accuracy", e.accuracy}, {"val_tokens", e.tokens}};
+}
+
+}  // namespace
+
+TrainSummary train(const RunConfig& cfg, const TrainOptions& opt) {
+  const TrainConfig& tc = cfg.train;
+  const RunPaths paths = make_run_dirs(tc);
+  attach_log_file((paths.logs / "training.log").string());
+  set_log_level(log_level_from_string(tc.log_level));
+  write_resolved_config(cfg, (paths.root / "config.toml").string());
+
+  // ---- data ---------------------------------------------------------------------------------
+  const Corpus corpus = load_corpus(cfg.data, cfg.model.vocab_size);
+  const auto seed = static_cast<uint64_t>(tc.seed);
+  TokenDataset train_data(corpus.train_tokens, corpus.bos_id, tc.seq_len, seed, /*shuffle=*/true);
+  std::unique_ptr<TokenDataset> val_data;
+  if (!corpus.val_tokens.empty())
+    val_data = std::make_unique<TokenDataset>(corpus.val_tokens, corpus.bos_id, tc.seq_len, seed, false);
+  log_info("data: {} train documents ({} tokens, {} sequences of {}), {} validation documents ({} tokens)",
+           corpus.train_documents, train_data.num_tokens(), train_data.num_windows(), tc.seq_len,
+           corpus.val_documents, corpus.val_tokens.size());
+
+  // ---- model and optimizer --------------------------------------------------------------------
+  const SelectedBackend selected = select_backend(tc.device, tc.precision);
+  Backend& be = *selected.backend;
+  Transformer model(cfg.model);
+  model.allocate(be, DType::f32, selected.act_dtype);
+  model.params().init_weights(seed);
+  model.prepare(tc.batch_size, tc.seq_len);
+  const OptimConfig& oc = cfg.optim;
+  AdamW optimizer(model.params(), AdamWConfig{oc.beta1, oc.beta2, oc.eps, oc.weight_decay});
+  const ParamCounts counts = count_params(cfg.model);
+  log_info("model: {} parameters ({:.2f}M), backend {}, activations {}", counts.total, counts.total / 1e6, be.name(),
+           dtype_name(selected.act_dtype));
+
+  LrSchedule schedule;
+  schedule.kind = lr_schedule_from_string(oc.lr_schedule);
+  schedule.peak_lr = oc.learning_rate;
+  schedule.min_lr = oc.learning_rate * oc.min_lr_ratio;
+  schedule.total_steps = total_optimizer_steps(tc, train_data);
+  schedule.warmup_steps = resolve_warmup_steps(oc.warmup_steps, oc.warmup_fraction, schedule.total_steps);
+  schedule.decay_fraction = oc.wsd_decay_fraction;
+
+  // ---- state, resume ----------------------------------------------------------------------------
+  CheckpointManager checkpoints(paths.checkpoints.string(), tc.save_total_limit, run_config_to_toml(cfg));
+  MetricsLog metrics((paths.metrics / "metrics.jsonl").string());
+  TrainerState state;
+  if (!opt.resume.empty()) {
+    state = checkpoints.load(opt.resume, model, optimizer);
+    log_info("resumed from {} at step {}", checkpoints.loaded_path(), state.step);
+  }
+  metrics.truncate_after(state.step);  // rows past the checkpoint are rewritten by this run
+
+  TrainSummary summary;
+  summary.run_dir = paths.root.string();
+  int64_t last_saved_step = -1;
+  auto save = [&](bool is_best) {
+    summary.last_checkpoint = checkpoints.save(model, optimizer, state, is_best);
+    last_saved_step = state.step;
+    log_info("saved checkpoint {}", summary.last_checkpoint);
+  };
+  auto run_eval = [&]() {
+    if (!val_data) return false;
+    const EvalResult e = evaluate(model, *val_data, tc.batch_size, tc.eval_steps);
+    metrics.append(eval_row(state.step, e));
+    summary.val_loss = e.loss;
+    summary.val_bits_per_token = e.bits_per_token;
+    log_info("eval step {}: val_loss {:.4f} | ppl {:.2f} | bits/token {:.4f} | accuracy {:.2f}%", state.step, e.loss,
+             e.perplexity, e.bits_per_token, 100.0 * e.accuracy);
+    const bool best = e.loss < state.best_val_loss;
+    if (best) state.best_val_loss = e.loss;
+    return best;
+  };
+
+  // ---- loop ---------------------------------------------------------------------------------------
+  install_training_signal_handlers();
+  const int64_t B = tc.batch_size, T = tc.seq_len, accum = tc.gradient_accumulation_steps;
+  std::vector<int32_t> inputs(static_cast<size_t>(accum * B * T)), targets(inputs.size());
+  ProgressLine progress;
+  const auto start = Clock::now();
+  const int64_t start_step = state.step;
+  log_info("training steps {} -> {} (warmup {}, {} schedule, peak lr {:.2e})", state.step, schedule.total_steps,
+           schedule.warmup_steps, oc.lr_schedule, oc.learning_rate);
+  while (state.step < schedule.total_steps) {
+    const auto step_start = Clock::now();
+    for (int64_t a = 0; a < accum; ++a)
+      train_data.next_batch(state.cursor, B, inputs.data() + a * B * T, targets.data() + a * B * T);
+    int64_t valid = 0;
+    for (int32_t t : targets) valid += t >= 0;
+    LUMINA_CHECK(valid > 0, "step {}: every target of the batch is masked", state.step);
+
+    model.params().zero_grads();
+    double loss_sum = 0.0;
+    for (int64_t a = 0; a < accum; ++a) {
+      const ForwardResult r = model.forward(inputs.data() + a * B * T, targets.data() + a * B * T,
+                                            1.0 / static_cast<double>(valid));
+      model.backward();
+      loss_sum += r.loss_sum;
+    }
+    const double loss = loss_sum / static_cast<double>(valid);
+    const double grad_norm = grad_global_norm(model.params());
+    const double lr = schedule.lr_at(state.step);
+    optimizer.step(lr, clip_scale(grad_norm, oc.gradient_clip_val));
+    be.synchronize();
+    state.step += 1;
+    state.tokens_seen += accum * B * T;
+
+    const double step_seconds = std::chrono::duration<double>(Clock::now() - step_start).count();
+    const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+    const double tokens_per_second = static_cast<double>(accum * B * T) / step_seconds;
+    metrics.append({{"step", state.step}, {"loss", loss}, {"lr", lr}, {"grad_norm", grad_norm},
+                    {"tokens_per_second", tokens_per_second}, {"tokens", state.tokens_seen}, {"elapsed_s", elapsed}});
+    LUMINA_CHECK(std::isfinite(loss), "step {}: the loss is {} (diverged): lower optim.learning_rate or check the data",
+                 state.step, loss);
+    if (tc.log_interval > 0 && (state.step % tc.log_interval == 0 || state.step == schedule.total_steps)) {
+      ProgressStats ps;
+      ps.step = state.step;
+      ps.total_steps = schedule.total_steps;
+      ps.loss = loss;
+      ps.lr = lr;
+      ps.grad_norm = grad_norm;
+      ps.tokens_per_second = tokens_per_second;
+      ps.start_step = start_step;
+      ps.elapsed_seconds = elapsed;
+      progress.update(ps);
+      log_line(LogLevel::debug, format_progress(ps));
+    }
+    summary.last_loss = loss;
+
+    bool is_best = false;
+    const bool eval_now = tc.eval_interval > 0 && state.step % tc.eval_interval == 0;
+    if (eval_now) {
+      progress.finish();
+      is_best = run_eval();
+    }
+    const SignalRequest signal = take_signal_request();
+    const bool periodic = tc.save_every_n_batches > 0 && state.step % tc.save_every_n_batches == 0;
+    if (periodic || is_best || signal != SignalRequest::none) {
+      progress.finish();
+      save(is_best);
+    }
+    if (signal == SignalRequest::save_and_exit) {
+      log_info("stopping on signal at step {} (resume with --resume latest)", state.step);
+      summary.interrupted = true;
+      summary.steps = state.step;
+      return summary;
+    }
+  }
+  progress.finish();
+  // A final evaluation (unless the last step just had one) and a final checkpoint.
+  const bool evaluated_last_step = tc.eval_interval > 0 && state.step % tc.eval_interval == 0 && state.step > start_step;
+  const bool best = evaluated_last_step ? false : run_eval();
+  if (last_saved_step != state.step || best) save(best);
+  summary.steps = state.step;
+  return summary;
+}
+
+}  // namespace lumina

@@ -1,0 +1,38 @@
+#pragma once
+// Tiny models and batches shared by the model tests.
+#include <cstdint>
+#include <vector>
+
+#include "lumina/core/rng.h"
+#include "lumina/model/model_config.h"
+
+namespace lumina::test {
+
+// A model small enough for finite differences over its parameters: GQA 2:1, head dim 4.
+inline ModelConfig tiny_config(bool tied) {
+  ModelConfig c;
+  c.vocab_size = 11;
+  c.hidden_size = 8;
+  c.num_layers = 2;
+  c.num_heads = 2;
+  c.num_kv_heads = 1;
+  c.intermediate_size = 12;
+  c.max_position_embeddings = 16;
+  c.rope_theta = 10000.0;
+  c.tie_word_embeddings = tied;
+  c.init_std = 0.3;  // larger than usual so every path carries gradient well above rounding noise
+  return c;
+}
+
+// Random token ids in [0, vocab); with mask_every > 0 every mask_every-th target is -1.
+inline std::vector<int32_t> random_tokens(int64_t n, int64_t vocab, uint64_t seed, int mask_every = 0) {
+  std::vector<int32_t> t(static_cast<size_t>(n));
+  const Rng rng(seed, RngPurpose::test, 0);
+  for (int64_t i = 0; i < n; ++i) {
+    t[static_cast<size_t>(i)] = static_cast<int32_t>(rng.bits(static_cast<uint64_t>(i)) % static_cast<uint32_t>(vocab));
+    if (mask_every > 0 && i % mask_every == mask_every - 1) t[static_cast<size_t>(i)] = -1;
+  }
+  return t;
+}
+
+}  // namespace lumina::test
