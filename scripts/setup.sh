@@ -5,7 +5,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build ccache pkg-config
   libopenblas-openmp-dev libtomlplusplus-dev libcli11-dev libfmt-dev
-  nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev
+  nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev libxxhash-dev
 )
 missing=()
 for p in "${packages[@]}"; do

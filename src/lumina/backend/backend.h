@@ -12,7 +12,15 @@
 // - Saved statistics (rmsnorm rstd, attention lse) are f32 on f32/bf16/f16
 //   paths and f64 on the f64 path (same dtype as the op for f32/f64).
 // - No op allocates device memory; scratch comes from the caller or is
-//   per-thread and bounded.
+//   per-thread and bounded (the CUDA backend reserves its scratch once).
+// - CUDA precision: activations f32, bf16 or f16; master weights, parameter
+//   gradients and optimizer state f32 (the model casts weights to the
+//   activation dtype each step with cast). So: gemm takes bf16/f16 a and b
+//   with c in their dtype or f32 (weight gradients accumulate with beta = 1
+//   into the f32 gradient buffer); rmsnorm dw and embedding dtable are f32;
+//   rstd, lse, losses and dlosses are f32; cross_entropy takes f32/bf16/f16
+//   logits and computes in f32; adamw_update is f32 only. All math and
+//   accumulation is f32 (f32 gemm is exact f32, no TF32); sum_squares is f64.
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -46,6 +54,9 @@ class Backend {
   // dst = src converted to dst.dtype (same numel).
   virtual void cast(Tensor dst, const Tensor& src) = 0;
   virtual void synchronize() {}
+  // Device memory held by this backend's buffers and fixed workspaces, in bytes;
+  // -1 where it is not tracked (the CPU: measure the process instead).
+  virtual int64_t device_memory_bytes() const { return -1; }
 
   // ---- dense algebra ----------------------------------------------------------
   // c = alpha * op(a) @ op(b) + beta * c, op(x) = x or x^T.
@@ -116,5 +127,9 @@ class Backend {
 
 // The CPU backend (OpenBLAS + OpenMP; f32 and f64).
 std::unique_ptr<Backend> make_cpu_backend();
+// True when the CPU has AVX-512 but OpenBLAS chose older kernels (it does not
+// know the CPU model); OPENBLAS_CORETYPE=SkylakeX, set before the library
+// loads, makes its GEMMs about 2x faster there.
+bool openblas_skips_avx512();
 
 }  // namespace lumina

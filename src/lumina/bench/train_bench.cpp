@@ -21,10 +21,11 @@ int64_t host_peak_rss_bytes() {
 }
 }  // namespace
 
-TrainBenchResult run_train_bench(Backend& backend, const ModelConfig& cfg, const TrainBenchOptions& opt) {
+TrainBenchResult run_train_bench(Backend& backend, DType act_dtype, const ModelConfig& cfg,
+                                 const TrainBenchOptions& opt) {
   LUMINA_CHECK(opt.steps > 0, "bench train: --steps must be positive");
   Transformer model(cfg);
-  model.allocate(backend, DType::f32, DType::f32);
+  model.allocate(backend, DType::f32, act_dtype);
   model.params().init_weights(opt.seed);
   model.prepare(opt.batch, opt.seq);
   AdamW optimizer(model.params(), AdamWConfig{});
@@ -61,8 +62,8 @@ TrainBenchResult run_train_bench(Backend& backend, const ModelConfig& cfg, const
   const ParamCounts counts = count_params(cfg);
   r.params_total = counts.total;
   r.params_active = counts.active_matmul;
-  r.planned_bytes = model.memory_plan(opt.batch, opt.seq, DType::f32).total_bytes();
-  r.peak_bytes = host_peak_rss_bytes();
+  r.planned_bytes = model.memory_plan(opt.batch, opt.seq, act_dtype).total_bytes();
+  r.peak_bytes = backend.device_memory_bytes() >= 0 ? backend.device_memory_bytes() : host_peak_rss_bytes();
   return r;
 }
 

@@ -26,9 +26,11 @@ struct TrainBenchResult {
   double final_loss = 0.0;
   int64_t params_total = 0, params_active = 0;
   int64_t planned_bytes = 0;          // weights + grads + optimizer + activations
-  int64_t peak_bytes = 0;             // measured: device peak, or host peak RSS on the CPU
+  int64_t peak_bytes = 0;             // measured: device memory held (all allocation is up front), or host peak RSS
 };
 
-TrainBenchResult run_train_bench(Backend& backend, const ModelConfig& cfg, const TrainBenchOptions& opt);
+// act_dtype: activation dtype (f32 on the CPU; bf16 for mixed precision on CUDA).
+TrainBenchResult run_train_bench(Backend& backend, DType act_dtype, const ModelConfig& cfg,
+                                 const TrainBenchOptions& opt);
 
 }  // namespace lumina

@@ -49,10 +49,10 @@ void run_bench_train(const BenchTrainArgs& a) {
   o.seed = static_cast<uint64_t>(cfg.train.seed);
   const bool on_gpu = selected.backend->device() == Device::cuda;
   o.peak_flops = on_gpu ? a.peak_flops : 0.0;
-  fmt::print("bench train: {} | batch {} x seq {} | {} steps after {} warm-up | backend {}\n",
+  fmt::print("bench train: {} | batch {} x seq {} | {} steps after {} warm-up | backend {} | activations {}\n",
              a.config.path.empty() ? a.config.preset : a.config.path, o.batch, o.seq, o.steps, o.warmup_steps,
-             selected.backend->name());
-  const TrainBenchResult r = run_train_bench(*selected.backend, cfg.model, o);
+             selected.backend->name(), dtype_name(selected.act_dtype));
+  const TrainBenchResult r = run_train_bench(*selected.backend, selected.act_dtype, cfg.model, o);
   fmt::print("tokens/s     {:.0f}\n", r.tokens_per_second);
   fmt::print("step time    {:.2f} ms (median)\n", r.step_ms);
   fmt::print("model flops  {:.1f} GFLOP/s", r.model_flops_per_second / 1e9);
@@ -65,6 +65,7 @@ void run_bench_train(const BenchTrainArgs& a) {
   nlohmann::json row = {{"date", utc_now()},
                         {"config", a.config.path.empty() ? a.config.preset : a.config.path},
                         {"backend", selected.backend->name()},
+                        {"activations", dtype_name(selected.act_dtype)},
                         {"threads", on_gpu ? 0 : omp_get_max_threads()},
                         {"B", o.batch},
                         {"T", o.seq},

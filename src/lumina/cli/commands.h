@@ -12,5 +12,6 @@ void register_config(CLI::App& app);
 void register_train(CLI::App& app);
 void register_generate(CLI::App& app);
 void register_eval(CLI::App& app);
+void register_report(CLI::App& app);
 
 }  // namespace lumina::cli

@@ -4,7 +4,7 @@
 #include <memory>
 
 #include "lumina/cli/commands.h"
-#include "lumina/config/config_args.h"
+#include "lumina/cli/config_options.h"
 #include "lumina/config/docs.h"
 #include "lumina/io/atomic_file.h"
 
@@ -21,26 +21,27 @@ void register_config(CLI::App& app) {
   explain->add_option("field", *field, "section, section.field or field name");
   explain->callback([field] { fmt::print("{}", explain_config(*field)); });
 
-  auto show_args = std::make_shared<ConfigArgs>();
+  auto show_args = std::make_shared<ConfigOptions>();
   CLI::App* show = config->add_subcommand("show", "Print the resolved config (preset, file, --set) as TOML");
-  add_config_args(*show, *show_args);
-  show->callback([show_args] { fmt::print("{}", run_config_to_toml(show_args->load())); });
+  show_args->add_to(*show);
+  show->callback([show_args] { fmt::print("{}", run_config_to_toml(show_args->load_valid())); });
 
-  auto validate_args = std::make_shared<ConfigArgs>();
+  auto validate_args = std::make_shared<ConfigOptions>();
   auto allow_unsupported = std::make_shared<bool>(false);
   CLI::App* validate = config->add_subcommand(
       "validate", "Check a config: fields, ranges, cross-field rules and support in this build; prints \"ok\"");
-  add_config_args(*validate, *validate_args);
+  validate_args->add_to(*validate);
   validate->add_flag("--allow-unsupported", *allow_unsupported,
                      "Accept fields this build does not implement yet (check the config only)");
   validate->callback([validate_args, allow_unsupported] {
-    const RunConfig resolved = validate_args->load();
-    if (!*allow_unsupported) check_supported(resolved);
+    if (*allow_unsupported) validate_args->load_valid();
+    else validate_args->load();
     fmt::print("ok\n");
   });
 
   auto output = std::make_shared<std::string>();
-  CLI::App* docs = config->add_subcommand("docs", "Write the config reference (markdown) generated from the field table");
+  CLI::App* docs =
+      config->add_subcommand("docs", "Write the config reference (markdown) generated from the field table");
   docs->add_option("-o,--output", *output, "File to write atomically (e.g. docs/config.md); default: stdout");
   docs->callback([output] {
     const std::string text = config_reference_markdown();

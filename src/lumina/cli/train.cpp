@@ -25,7 +25,11 @@ void register_train(CLI::App& app) {
       return;
     }
     fmt::print("done: {} steps | last loss {:.4f}", s.steps, s.last_loss);
-    if (s.val_loss > 0) fmt::print(" | val loss {:.4f} | val bits/token {:.4f}", s.val_loss, s.val_bits_per_token);
+    if (s.val_loss > 0) {
+      fmt::print(" | val loss {:.4f} | val bits/token {:.4f}", s.val_loss, s.val_bits_per_token);
+      fmt::print(" ({:.1f}% below the unigram baseline {:.4f})",
+                 100.0 * (1.0 - s.val_bits_per_token / s.unigram_bits_per_token), s.unigram_bits_per_token);
+    }
     fmt::print("\nrun: {} | checkpoint: {}\n", s.run_dir, s.last_checkpoint);
   });
 }

@@ -7,7 +7,7 @@ namespace lumina {
 
 namespace {
 void host_free(void* p) { std::free(p); }
-constexpr size_t kAlignBytes = 64;
+constexpr size_t kAlignBytes = 256;  // matches Arena, so arena tensors are 256-byte aligned on the host too
 }  // namespace
 
 Buffer::Buffer(void* data, size_t bytes, Device device, Deleter deleter)

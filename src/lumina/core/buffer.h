@@ -1,5 +1,5 @@
 #pragma once
-// Buffer: one owned allocation on a device. CPU buffers are 64-byte aligned
+// Buffer: one owned allocation on a device. CPU buffers are 256-byte aligned
 // host memory; device buffers come from a backend, which supplies the deleter
 // (so core never includes a device runtime header).
 #include <cstddef>

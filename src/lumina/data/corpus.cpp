@@ -1,6 +1,7 @@
 #include "lumina/data/corpus.h"
 
 #include <cmath>
+#include <numbers>
 #include <string>
 
 #include "lumina/core/error.h"
@@ -11,10 +12,17 @@ namespace lumina {
 
 namespace {
 
-std::vector<std::string> read_all(const std::vector<std::string>& files) {
+// Every document of `files`; a data.format other than auto must match each file's extension.
+std::vector<std::string> read_all(const std::vector<std::string>& files, const std::string& format) {
   std::vector<std::string> docs;
-  for (const std::string& f : files)
+  for (const std::string& f : files) {
+    if (format != "auto") {
+      const std::string detected = text_format_of(f) == TextFormat::txt ? "txt" : "jsonl";
+      LUMINA_CHECK(detected == format, "data.format = \"{}\" but {} is read as {} (by its extension): rename the "
+                   "file or set data.format = \"auto\"", format, f, detected);
+    }
     for (std::string& d : read_documents(f)) docs.push_back(std::move(d));
+  }
   return docs;
 }
 
@@ -32,8 +40,8 @@ Corpus load_corpus(const DataConfig& cfg, int64_t model_vocab) {
                "model.vocab_size = {} cannot hold the byte tokenizer's {} ids (256 bytes + BOS, EOS, PAD): set "
                "model.vocab_size >= {}", model_vocab, ByteTokenizer::kVocabSize, ByteTokenizer::kVocabSize);
   const ByteTokenizer tok;
-  std::vector<std::string> train_docs = read_all(cfg.train_files);
-  std::vector<std::string> val_docs = read_all(cfg.validation_files);
+  std::vector<std::string> train_docs = read_all(cfg.train_files, cfg.format);
+  std::vector<std::string> val_docs = read_all(cfg.validation_files, cfg.format);
   if (val_docs.empty() && cfg.validation_split > 0.0) {
     const auto held = static_cast<size_t>(std::ceil(cfg.validation_split * static_cast<double>(train_docs.size())));
     LUMINA_CHECK(held < train_docs.size(), "data.validation_split = {} leaves no training documents out of {}",
@@ -49,6 +57,24 @@ Corpus load_corpus(const DataConfig& cfg, int64_t model_vocab) {
   for (const std::string& d : train_docs) append_encoded(tok, d, c.train_tokens);
   for (const std::string& d : val_docs) append_encoded(tok, d, c.val_tokens);
   return c;
+}
+
+double unigram_bits_per_token(const Corpus& corpus, int64_t vocab) {
+  std::vector<double> counts(static_cast<size_t>(vocab), 1.0);  // add-one smoothing
+  double total = static_cast<double>(vocab);
+  for (size_t i = 1; i < corpus.train_tokens.size(); ++i) {
+    if (corpus.train_tokens[i] == corpus.bos_id) continue;
+    counts[static_cast<size_t>(corpus.train_tokens[i])] += 1.0;
+    total += 1.0;
+  }
+  double bits = 0.0;
+  int64_t n = 0;
+  for (size_t i = 1; i < corpus.val_tokens.size(); ++i) {
+    if (corpus.val_tokens[i] == corpus.bos_id) continue;
+    bits -= std::log2(counts[static_cast<size_t>(corpus.val_tokens[i])] / total);
+    ++n;
+  }
+  return n ? bits / static_cast<double>(n) : 0.0;
 }
 
 }  // namespace lumina

@@ -20,4 +20,10 @@ struct Corpus {
 // model_vocab: the model's vocab_size, which must hold every token id.
 Corpus load_corpus(const DataConfig& cfg, int64_t model_vocab);
 
+// The baseline a language model must beat: cross-entropy in bits per token of
+// the validation targets under the training split's unigram distribution
+// (add-one smoothed over `vocab` ids). Targets are every token but the first
+// and the BOS tokens, as in training.
+double unigram_bits_per_token(const Corpus& corpus, int64_t vocab);
+
 }  // namespace lumina

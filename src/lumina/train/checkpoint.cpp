@@ -1,8 +1,11 @@
 #include "lumina/train/checkpoint.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
+#include <thread>
 
 #include "lumina/core/log.h"
 #include "lumina/io/atomic_file.h"
@@ -76,8 +79,16 @@ std::string read_pointer_file(const fs::path& file) {
   return name;
 }
 
-nlohmann::json file_record(const std::string& path) {
-  return {{"xxh3", checksum_hex(checksum_file(path))}, {"bytes", static_cast<int64_t>(fs::file_size(path))}};
+// Test hook: with LUMINA_TEST_CHECKPOINT_PAUSE_MS set, a save stops halfway
+// (model file written, optimizer file not) for that long, so the crash-safety
+// test can kill the process inside a checkpoint write.
+void pause_inside_save_for_tests() {
+  if (const char* ms = std::getenv("LUMINA_TEST_CHECKPOINT_PAUSE_MS"))
+    std::this_thread::sleep_for(std::chrono::milliseconds(std::atoi(ms)));
+}
+
+nlohmann::json file_record(const std::string& path, uint64_t checksum) {
+  return {{"xxh3", checksum_hex(checksum)}, {"bytes", static_cast<int64_t>(fs::file_size(path))}};
 }
 
 }  // namespace
@@ -148,9 +159,7 @@ void load_model_weights(const std::string& checkpoint_dir, Transformer& model) {
 }
 
 CheckpointManager::CheckpointManager(std::string dir, int64_t save_total_limit, std::string config_toml)
-    : dir_(std::move(dir)), save_total_limit_(save_total_limit), config_toml_(std::move(config_toml)) {
-  fs::create_directories(dir_);
-}
+    : dir_(std::move(dir)), save_total_limit_(save_total_limit), config_toml_(std::move(config_toml)) {}
 
 std::string CheckpointManager::save(const Transformer& model, const AdamW& optimizer, const TrainerState& state,
                                     bool is_best) {
@@ -160,20 +169,22 @@ std::string CheckpointManager::save(const Transformer& model, const AdamW& optim
   const fs::path final_dir = fs::path(dir_) / name;
   const fs::path partial = fs::path(dir_) / (name + kPartialSuffix);
   fs::remove_all(partial);
-  fs::create_directories(partial);
+  fs::create_directories(partial);  // creates dir_ too on the first save
 
   const HostView params = to_host(be, ps.params_flat());
-  save_safetensors((partial / kModelFile).string(), named_views(ps, params.tensor, ""), {{"format", "pt"}});
+  const uint64_t model_sum =
+      save_safetensors((partial / kModelFile).string(), named_views(ps, params.tensor, ""), {{"format", "pt"}});
+  pause_inside_save_for_tests();
   const HostView m = to_host(be, optimizer.m_flat()), v = to_host(be, optimizer.v_flat());
   std::vector<NamedTensor> opt = named_views(ps, m.tensor, ".exp_avg");
   for (NamedTensor& t : named_views(ps, v.tensor, ".exp_avg_sq")) opt.push_back(std::move(t));
-  save_safetensors((partial / kOptimizerFile).string(), opt,
-                   {{"optimizer", "adamw"}, {"adam_steps", std::to_string(optimizer.steps_taken())}});
+  const uint64_t optimizer_sum = save_safetensors((partial / kOptimizerFile).string(), opt,
+                                                  {{"optimizer", "adamw"}, {"adam_steps", std::to_string(optimizer.steps_taken())}});
 
   nlohmann::json j = trainer_state_to_json(state);
   j["adam_steps"] = optimizer.steps_taken();
-  j["files"] = {{kModelFile, file_record((partial / kModelFile).string())},
-                {kOptimizerFile, file_record((partial / kOptimizerFile).string())}};
+  j["files"] = {{kModelFile, file_record((partial / kModelFile).string(), model_sum)},
+                {kOptimizerFile, file_record((partial / kOptimizerFile).string(), optimizer_sum)}};
   write_file_atomic((partial / kStateFile).string(), j.dump(2) + "\n");
   write_file_atomic((partial / kConfigFile).string(), config_toml_);
 

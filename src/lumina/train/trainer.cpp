@@ -57,11 +57,10 @@ nlohmann::json eval_row(int64_t step, const EvalResult& e) {
 
 TrainSummary train(const RunConfig& cfg, const TrainOptions& opt) {
   const TrainConfig& tc = cfg.train;
-  const RunPaths paths = make_run_dirs(tc);
-  attach_log_file((paths.logs / "training.log").string());
   set_log_level(log_level_from_string(tc.log_level));
-  write_resolved_config(cfg, (paths.root / "config.toml").string());
 
+  // Everything that can reject the input (data, model, checkpoint) runs before
+  // the run directory is created: bad input writes nothing.
   // ---- data ---------------------------------------------------------------------------------
   const Corpus corpus = load_corpus(cfg.data, cfg.model.vocab_size);
   const auto seed = static_cast<uint64_t>(tc.seed);
@@ -69,9 +68,6 @@ TrainSummary train(const RunConfig& cfg, const TrainOptions& opt) {
   std::unique_ptr<TokenDataset> val_data;
   if (!corpus.val_tokens.empty())
     val_data = std::make_unique<TokenDataset>(corpus.val_tokens, corpus.bos_id, tc.seq_len, seed, false);
-  log_info("data: {} train documents ({} tokens, {} sequences of {}), {} validation documents ({} tokens)",
-           corpus.train_documents, train_data.num_tokens(), train_data.num_windows(), tc.seq_len,
-           corpus.val_documents, corpus.val_tokens.size());
 
   // ---- model and optimizer --------------------------------------------------------------------
   const SelectedBackend selected = select_backend(tc.device, tc.precision);
@@ -83,8 +79,6 @@ TrainSummary train(const RunConfig& cfg, const TrainOptions& opt) {
   const OptimConfig& oc = cfg.optim;
   AdamW optimizer(model.params(), AdamWConfig{oc.beta1, oc.beta2, oc.eps, oc.weight_decay});
   const ParamCounts counts = count_params(cfg.model);
-  log_info("model: {} parameters ({:.2f}M), backend {}, activations {}", counts.total, counts.total / 1e6, be.name(),
-           dtype_name(selected.act_dtype));
 
   LrSchedule schedule;
   schedule.kind = lr_schedule_from_string(oc.lr_schedule);
@@ -95,16 +89,30 @@ TrainSummary train(const RunConfig& cfg, const TrainOptions& opt) {
   schedule.decay_fraction = oc.wsd_decay_fraction;
 
   // ---- state, resume ----------------------------------------------------------------------------
-  CheckpointManager checkpoints(paths.checkpoints.string(), tc.save_total_limit, run_config_to_toml(cfg));
-  MetricsLog metrics((paths.metrics / "metrics.jsonl").string());
+  const fs::path run_dir = fs::path(tc.output_dir) / tc.experiment_name;
+  CheckpointManager checkpoints((run_dir / "checkpoints").string(), tc.save_total_limit, run_config_to_toml(cfg));
   TrainerState state;
-  if (!opt.resume.empty()) {
-    state = checkpoints.load(opt.resume, model, optimizer);
-    log_info("resumed from {} at step {}", checkpoints.loaded_path(), state.step);
+  if (!opt.resume.empty()) state = checkpoints.load(opt.resume, model, optimizer);
+
+  // ---- the run directory -----------------------------------------------------------------------
+  const RunPaths paths = make_run_dirs(tc);
+  attach_log_file((paths.logs / "training.log").string());
+  write_resolved_config(cfg, (paths.root / "config.toml").string());
+  log_info("data: {} train documents ({} tokens, {} sequences of {}), {} validation documents ({} tokens)",
+           corpus.train_documents, train_data.num_tokens(), train_data.num_windows(), tc.seq_len,
+           corpus.val_documents, corpus.val_tokens.size());
+  log_info("model: {} parameters ({:.2f}M), backend {}, activations {}", counts.total, counts.total / 1e6, be.name(),
+           dtype_name(selected.act_dtype));
+  if (!opt.resume.empty()) log_info("resumed from {} at step {}", checkpoints.loaded_path(), state.step);
+  TrainSummary summary;
+  if (val_data) {
+    summary.unigram_bits_per_token = unigram_bits_per_token(corpus, cfg.model.vocab_size);
+    log_info("baseline: a unigram model of the training split scores {:.4f} bits/token on validation",
+             summary.unigram_bits_per_token);
   }
+  MetricsLog metrics((paths.metrics / "metrics.jsonl").string());
   metrics.truncate_after(state.step);  // rows past the checkpoint are rewritten by this run
 
-  TrainSummary summary;
   summary.run_dir = paths.root.string();
   int64_t last_saved_step = -1;
   auto save = [&](bool is_best) {

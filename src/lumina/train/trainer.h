@@ -21,6 +21,7 @@ struct TrainSummary {
   double last_loss = 0.0;
   double val_loss = 0.0;       // last evaluation (0 when none)
   double val_bits_per_token = 0.0;
+  double unigram_bits_per_token = 0.0;  // the validation split under the train split's unigram model
   std::string run_dir;
   std::string last_checkpoint;
   bool interrupted = false;    // stopped by SIGTERM/SIGINT after saving

@@ -1,0 +1,109 @@
+#pragma once
+// CpuBackend: the reference backend (OpenBLAS + OpenMP, f32 and f64).
+// Each op family lives in its own file (gemm.cpp, rmsnorm.cpp, ...), forward
+// and backward side by side; this header declares the class and the small
+// helpers every file shares (dtype dispatch, argument checks).
+//
+// Invariants of every op here:
+// - all tensors are host tensors (Device::cpu), contiguous, row-major;
+// - float tensors of one call share one dtype, f32 or f64; saved statistics
+//   (rstd, lse, losses) have that same dtype; token ids/targets/argmax are i32;
+// - results are deterministic and do not depend on the number of OpenMP
+//   threads (every reduction has a fixed order), except gemm, whose order is
+//   OpenBLAS's (fixed for a fixed thread count);
+// - parameter gradients accumulate (+=), activation gradients are overwritten
+//   unless backend.h says "accumulates".
+#include <algorithm>
+#include <cstdint>
+#include <string>
+
+#include "lumina/backend/backend.h"
+
+namespace lumina {
+
+class CpuBackend final : public Backend {
+ public:
+  Device device() const override { return Device::cpu; }
+  std::string name() const override;
+
+  // memory (reduce.cpp, cpu_backend.cpp)
+  Buffer allocate(size_t bytes) override;
+  void copy(Tensor dst, const Tensor& src) override;
+  void fill(Tensor dst, double value) override;
+  void cast(Tensor dst, const Tensor& src) override;
+
+  // dense algebra (gemm.cpp, reduce.cpp)
+  void gemm(Tensor c, const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, double alpha,
+            double beta) override;
+  void axpy(Tensor y, const Tensor& x, double alpha) override;
+  void scale(Tensor x, double alpha) override;
+  double sum_squares(const Tensor& x) override;
+
+  // embedding.cpp
+  void embedding_forward(Tensor out, const Tensor& tokens, const Tensor& table) override;
+  void embedding_backward(Tensor dtable, const Tensor& tokens, const Tensor& dout) override;
+
+  // rmsnorm.cpp
+  void rmsnorm_forward(Tensor y, Tensor rstd, const Tensor& x, const Tensor& w, double eps) override;
+  void rmsnorm_backward(Tensor dx, Tensor dw, const Tensor& dy, const Tensor& x, const Tensor& w,
+                        const Tensor& rstd) override;
+
+  // rope.cpp
+  void rope_forward(Tensor x, const Tensor& cos, const Tensor& sin, int64_t pos_offset) override;
+  void rope_backward(Tensor dx, const Tensor& cos, const Tensor& sin, int64_t pos_offset) override;
+
+  // attention.cpp
+  void attention_forward(Tensor out, Tensor lse, const Tensor& q, const Tensor& k, const Tensor& v) override;
+  void attention_backward(Tensor dq, Tensor dk, Tensor dv, const Tensor& dout, const Tensor& q, const Tensor& k,
+                          const Tensor& v, const Tensor& out, const Tensor& lse) override;
+
+  // swiglu.cpp
+  void swiglu_forward(Tensor out, const Tensor& gate, const Tensor& up) override;
+  void swiglu_backward(Tensor dgate, Tensor dup, const Tensor& dout, const Tensor& gate, const Tensor& up) override;
+
+  // cross_entropy.cpp
+  void cross_entropy(Tensor logits, Tensor losses, Tensor argmax, const Tensor& targets,
+                     const Tensor& dlosses) override;
+
+  // adamw.cpp
+  void adamw_update(Tensor param, const Tensor& grad, Tensor m, Tensor v, const AdamWParams& h) override;
+};
+
+namespace cpu {
+
+// Calls f(T{}) with T = float for f32 and double for f64; anything else is an
+// error naming the op.
+template <class F>
+void dispatch_float(DType t, const char* op, F&& f) {
+  switch (t) {
+    case DType::f32: f(float{}); return;
+    case DType::f64: f(double{}); return;
+    default:
+      fail("{}: the CPU backend computes in f32 or f64, got {} (cast the inputs first)", op, dtype_name(t));
+  }
+}
+
+// Calls f(begin, end) for consecutive chunks of [0, n), `chunk` elements each
+// (the last one shorter), in parallel when there is more than one chunk. The
+// chunks depend only on n, never on the thread count.
+template <class F>
+void parallel_chunks(int64_t n, int64_t chunk, F&& f) {
+  const int64_t chunks = (n + chunk - 1) / chunk;
+#pragma omp parallel for schedule(static) if (chunks > 1)
+  for (int64_t i = 0; i < chunks; ++i) f(i * chunk, std::min(n, (i + 1) * chunk));
+}
+
+// Row-major BLAS gemm on raw pointers (gemm.cpp): c = alpha op(a) op(b) + beta c,
+// op(a) (m, k), op(b) (k, n), leading dims lda/ldb/ldc in elements.
+void blas_gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
+               const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
+void blas_gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha, const double* a,
+               int64_t lda, const double* b, int64_t ldb, double beta, double* c, int64_t ldc);
+
+// Throws unless t is a non-null host tensor.
+void check_host(const Tensor& t, const char* op, const char* name);
+// Throws unless t is a host tensor of dtype `want`.
+void check_host_dtype(const Tensor& t, DType want, const char* op, const char* name);
+
+}  // namespace cpu
+}  // namespace lumina

@@ -1,0 +1,125 @@
+#pragma once
+// CudaBackend: the Backend on one NVIDIA GPU. Internal to backend/cuda/:
+// include it from the files that implement its ops, nowhere else.
+//
+// Invariants:
+// - Every op runs on one stream, stream(), in call order. Ops return before the
+//   GPU finishes; copy() to a host tensor, sum_squares() and synchronize() wait.
+// - Precision (backend.h): activations f32, bf16 or f16; parameter gradients,
+//   optimizer state and saved statistics (rstd, lse, losses) f32.
+// - No op allocates device memory: gemm uses the cuBLASLt workspace and other
+//   temporaries come from scratch(), both reserved at construction.
+// - Kernels report bad input they cannot return early on (a token id >= vocab)
+//   through device_errors(); synchronize() and copies to the host throw them.
+// - Every reduction has a fixed order: results are bitwise reproducible on one GPU.
+//
+// One op family per file, forward and backward side by side:
+//   cuda_backend.cpp  construction, memory, copy, errors     gemm.cpp        gemm (cuBLASLt)
+//   elementwise.cu    fill, cast, axpy, scale                reduce.cu       sum_squares
+//   embedding.cu      rmsnorm.cu   rope.cu   swiglu.cu       cross_entropy.cu
+//   adamw.cu          attention*.cu / attention*.cpp (attention_forward/backward)
+//
+// .cu files must not use fmt's compile-time format checks (nvcc cannot build
+// them; src/CMakeLists.txt switches them off for CUDA files): LUMINA_CHECK with
+// arguments works in .cu files, checked at run time.
+#include <cuda_runtime_api.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "lumina/backend/backend.h"
+
+namespace lumina {
+
+class GemmRunner;  // gemm_runner.h: cuBLASLt handle, workspace, cached plans
+
+class CudaBackend final : public Backend {
+ public:
+  explicit CudaBackend(int device_index);
+  ~CudaBackend() override;
+  CudaBackend(const CudaBackend&) = delete;
+  CudaBackend& operator=(const CudaBackend&) = delete;
+
+  Device device() const override { return Device::cuda; }
+  std::string name() const override;
+  int64_t device_memory_bytes() const override;
+
+  // memory (cuda_backend.cpp, elementwise.cu)
+  Buffer allocate(size_t bytes) override;
+  void copy(Tensor dst, const Tensor& src) override;
+  void fill(Tensor dst, double value) override;
+  void cast(Tensor dst, const Tensor& src) override;
+  void synchronize() override;
+
+  // dense algebra (gemm.cpp, elementwise.cu, reduce.cu)
+  void gemm(Tensor c, const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, double alpha,
+            double beta) override;
+  void axpy(Tensor y, const Tensor& x, double alpha) override;
+  void scale(Tensor x, double alpha) override;
+  double sum_squares(const Tensor& x) override;
+
+  // embedding.cu
+  void embedding_forward(Tensor out, const Tensor& tokens, const Tensor& table) override;
+  void embedding_backward(Tensor dtable, const Tensor& tokens, const Tensor& dout) override;
+
+  // rmsnorm.cu
+  void rmsnorm_forward(Tensor y, Tensor rstd, const Tensor& x, const Tensor& w, double eps) override;
+  void rmsnorm_backward(Tensor dx, Tensor dw, const Tensor& dy, const Tensor& x, const Tensor& w,
+                        const Tensor& rstd) override;
+
+  // rope.cu
+  void rope_forward(Tensor x, const Tensor& cos, const Tensor& sin, int64_t pos_offset) override;
+  void rope_backward(Tensor dx, const Tensor& cos, const Tensor& sin, int64_t pos_offset) override;
+
+  // attention*.cu / attention*.cpp (written by the attention work, not here)
+  void attention_forward(Tensor out, Tensor lse, const Tensor& q, const Tensor& k, const Tensor& v) override;
+  void attention_backward(Tensor dq, Tensor dk, Tensor dv, const Tensor& dout, const Tensor& q, const Tensor& k,
+                          const Tensor& v, const Tensor& out, const Tensor& lse) override;
+
+  // swiglu.cu
+  void swiglu_forward(Tensor out, const Tensor& gate, const Tensor& up) override;
+  void swiglu_backward(Tensor dgate, Tensor dup, const Tensor& dout, const Tensor& gate, const Tensor& up) override;
+
+  // cross_entropy.cu
+  void cross_entropy(Tensor logits, Tensor losses, Tensor argmax, const Tensor& targets,
+                     const Tensor& dlosses) override;
+
+  // adamw.cu
+  void adamw_update(Tensor param, const Tensor& grad, Tensor m, Tensor v, const AdamWParams& h) override;
+
+  // ---- for the op files in backend/cuda ------------------------------------------
+  cudaStream_t stream() const { return stream_; }
+  int device_index() const { return device_index_; }
+  int multiprocessor_count() const { return multiprocessor_count_; }
+  // Device memory for one op's temporaries, reserved at construction
+  // (kScratchBytes). Valid until the next op is queued: every op runs on
+  // stream(), so stream order keeps users apart. Throws, naming `op`, when
+  // `bytes` exceeds the reserve.
+  void* scratch(size_t bytes, const char* op) const;
+  // Device word that kernels OR DeviceError bits into (see cuda_utils.cuh).
+  unsigned* device_errors() const { return device_errors_; }
+  // Bytes held now by buffers from allocate(), over every CudaBackend of the process.
+  static size_t allocated_bytes();
+
+  static constexpr size_t kScratchBytes = size_t{32} << 20;
+
+ private:
+  // Queues a read of device_errors() into host_words_[0]; call before a stream sync.
+  void queue_error_read();
+  // After a stream sync: throws (and clears the word) when a kernel reported an error.
+  void throw_device_errors();
+
+  int device_index_ = 0;
+  int multiprocessor_count_ = 0;
+  std::string device_name_;
+  int compute_capability_ = 0;  // 10 * major + minor
+  cudaStream_t stream_ = nullptr;
+  std::unique_ptr<GemmRunner> gemm_;
+  void* scratch_ = nullptr;
+  unsigned* device_errors_ = nullptr;
+  void* host_words_ = nullptr;  // pinned: [0] error word read-back, [8..16) sum_squares result
+};
+
+}  // namespace lumina

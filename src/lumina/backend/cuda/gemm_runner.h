@@ -1,0 +1,60 @@
+#pragma once
+// GemmRunner: row-major gemm on cuBLASLt, f32 accumulation (CUBLAS_COMPUTE_32F:
+// f32 gemm stays exact f32, no TF32).
+//
+// Row-major is handled by swapping operands: a row-major (M,N) matrix is a
+// column-major (N,M) one, so c = op(a) op(b) becomes c^T = op(b)^T op(a)^T and
+// cuBLASLt sees m = N, n = M with b as its first operand.
+//
+// One handle and one 32 MiB workspace per runner, allocated once. The matmul
+// descriptor, the three layouts and the heuristic's algorithm are cached per
+// problem (shape, transposes, dtypes, pointer alignments): after the first
+// call of a shape, a gemm is one map lookup and one cublasLtMatmul.
+#include <cublasLt.h>
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <tuple>
+
+#include "lumina/core/dtype.h"
+
+namespace lumina {
+
+struct GemmProblem {
+  int64_t m = 0, n = 0, k = 0;  // c (m,n) = op(a) (m,k) @ op(b) (k,n), row-major
+  bool trans_a = false, trans_b = false;
+  DType ab = DType::f32;        // a and b: f32, bf16 or f16
+  DType c = DType::f32;         // ab, or f32 with bf16/f16 a and b
+  uint32_t align_a = 256, align_b = 256, align_c = 256;  // pointer alignment, bytes (power of 2, <= 256)
+
+  auto key() const { return std::tuple(m, n, k, trans_a, trans_b, ab, c, align_a, align_b, align_c); }
+};
+
+class GemmRunner {
+ public:
+  static constexpr size_t kWorkspaceBytes = size_t{32} << 20;
+
+  GemmRunner();  // on the current device
+  ~GemmRunner();
+  GemmRunner(const GemmRunner&) = delete;
+  GemmRunner& operator=(const GemmRunner&) = delete;
+
+  // c = alpha * op(a) @ op(b) + beta * c on `stream` (beta == 0: c is not read).
+  void run(const GemmProblem& p, void* c, const void* a, const void* b, float alpha, float beta,
+           cudaStream_t stream);
+
+  // Largest power of two <= 256 that divides the address.
+  static uint32_t alignment_bytes(const void* p);
+
+ private:
+  struct Plan;
+  Plan& plan(const GemmProblem& p);
+
+  cublasLtHandle_t handle_ = nullptr;
+  void* workspace_ = nullptr;
+  std::map<decltype(GemmProblem{}.key()), std::unique_ptr<Plan>> plans_;
+};
+
+}  // namespace lumina

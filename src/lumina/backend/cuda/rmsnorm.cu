@@ -1,0 +1,178 @@
+// RMSNorm, forward and backward (one block per row, 16-byte packs).
+//   forward:  rstd (N) = 1 / sqrt(mean_c(x^2) + eps);  y (N, C) = x * rstd * w.
+//   backward: dx (N, C) += rstd * (w*dy - x * rstd^2 * mean_c(w*dy*x))   (accumulates: residual stream)
+//             dw (C) f32 += sum_n dy * x * rstd
+// dw without atomics: each of P <= kMaxPartials blocks walks rows blockIdx.x,
+// blockIdx.x + P, ... and keeps its own dw partial in shared memory (each thread
+// owns fixed columns); a second kernel adds the P partials in block order.
+// P depends only on N and C, so results are bitwise reproducible.
+// x, y, w, dy, dx share one dtype (f32, bf16, f16); rstd and dw are f32.
+#include "lumina/backend/cuda/cuda_backend_impl.h"
+#include "lumina/backend/cuda/cuda_utils.cuh"
+
+namespace lumina {
+
+namespace {
+
+using namespace cuda;
+
+constexpr int64_t kMaxPartials = 256;
+constexpr size_t kDefaultSharedBytes = 48 * 1024;
+
+template <class T, int VEC>
+__global__ void rmsnorm_forward_kernel(T* y, float* rstd, const T* x, const T* w, int64_t rows, int64_t packs,
+                                       float eps) {
+  const float channels = static_cast<float>(packs * VEC);
+  for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
+    const T* xr = x + row * packs * VEC;
+    T* yr = y + row * packs * VEC;
+    float sum_squares = 0.0f;
+    for (int64_t p = threadIdx.x; p < packs; p += blockDim.x) {
+      const Pack<T, VEC> xv = load_pack<VEC>(xr + p * VEC);
+      for (int k = 0; k < VEC; ++k) sum_squares += to_f32(xv.v[k]) * to_f32(xv.v[k]);
+    }
+    const float r = rsqrtf(block_sum(sum_squares) / channels + eps);
+    if (threadIdx.x == 0) rstd[row] = r;
+    for (int64_t p = threadIdx.x; p < packs; p += blockDim.x) {
+      const Pack<T, VEC> xv = load_pack<VEC>(xr + p * VEC);
+      const Pack<T, VEC> wv = load_pack<VEC>(w + p * VEC);
+      Pack<T, VEC> yv;
+      for (int k = 0; k < VEC; ++k) yv.v[k] = from_f32<T>(to_f32(xv.v[k]) * r * to_f32(wv.v[k]));
+      store_pack<VEC>(yr + p * VEC, yv);
+    }
+  }
+}
+
+// dw_partials (gridDim.x, C): this block's sum over its rows of dy * x * rstd.
+template <class T, int VEC>
+__global__ void rmsnorm_backward_kernel(T* dx, float* dw_partials, const T* dy, const T* x, const T* w,
+                                        const float* rstd, int64_t rows, int64_t packs) {
+  extern __shared__ float dw_block[];  // (C), column c owned by the thread of pack c / VEC
+  const int64_t channels = packs * VEC;
+  for (int64_t p = threadIdx.x; p < packs; p += blockDim.x)
+    for (int k = 0; k < VEC; ++k) dw_block[p * VEC + k] = 0.0f;
+  for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
+    const int64_t offset = row * channels;
+    const float r = rstd[row];
+    float dot = 0.0f;  // sum_c w * dy * x
+    for (int64_t p = threadIdx.x; p < packs; p += blockDim.x) {
+      const Pack<T, VEC> xv = load_pack<VEC>(x + offset + p * VEC);
+      const Pack<T, VEC> dyv = load_pack<VEC>(dy + offset + p * VEC);
+      const Pack<T, VEC> wv = load_pack<VEC>(w + p * VEC);
+      for (int k = 0; k < VEC; ++k) dot += to_f32(wv.v[k]) * to_f32(dyv.v[k]) * to_f32(xv.v[k]);
+    }
+    const float coef = r * r * block_sum(dot) / static_cast<float>(channels);  // rstd^2 * mean(w dy x)
+    for (int64_t p = threadIdx.x; p < packs; p += blockDim.x) {
+      const Pack<T, VEC> xv = load_pack<VEC>(x + offset + p * VEC);
+      const Pack<T, VEC> dyv = load_pack<VEC>(dy + offset + p * VEC);
+      const Pack<T, VEC> wv = load_pack<VEC>(w + p * VEC);
+      Pack<T, VEC> dxv = load_pack<VEC>(dx + offset + p * VEC);
+      for (int k = 0; k < VEC; ++k) {
+        const float xk = to_f32(xv.v[k]), dyk = to_f32(dyv.v[k]);
+        dxv.v[k] = from_f32<T>(to_f32(dxv.v[k]) + r * (to_f32(wv.v[k]) * dyk - xk * coef));
+        dw_block[p * VEC + k] += dyk * xk * r;
+      }
+      store_pack<VEC>(dx + offset + p * VEC, dxv);
+    }
+  }
+  for (int64_t p = threadIdx.x; p < packs; p += blockDim.x)
+    for (int k = 0; k < VEC; ++k) dw_partials[blockIdx.x * channels + p * VEC + k] = dw_block[p * VEC + k];
+}
+
+// dw (C) += sum over the partials (count, C), in partial order.
+__global__ void rmsnorm_dw_reduce_kernel(float* dw, const float* partials, int64_t count, int64_t channels) {
+  for (int64_t c = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; c < channels;
+       c += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    float acc = 0.0f;
+    for (int64_t b = 0; b < count; ++b) acc += partials[b * channels + c];
+    dw[c] += acc;
+  }
+}
+
+void check_operands(const char* op, std::initializer_list<std::pair<const Tensor*, const char*>> tensors,
+                    DType dtype) {
+  for (const auto& [t, name] : tensors) {
+    expect_device(*t, op, name);
+    expect_dtype(*t, dtype, op, name);
+  }
+}
+
+}  // namespace
+
+void CudaBackend::rmsnorm_forward(Tensor y, Tensor rstd, const Tensor& x, const Tensor& w, double eps) {
+  const char* op = "rmsnorm_forward";
+  check_operands(op, {{&y, "y"}, {&w, "w"}}, x.dtype);
+  expect_device(x, op, "x");
+  expect_device(rstd, op, "rstd");
+  expect_dtype(rstd, DType::f32, op, "rstd");
+  const Tensor x2 = x.flatten_2d();
+  const int64_t rows = x2.dim(0), channels = x2.dim(1);
+  check_shape(y.flatten_2d(), x2.shape, "rmsnorm_forward: y (as x)");
+  check_shape(w, Shape{channels}, "rmsnorm_forward: w");
+  check_shape(rstd, Shape{rows}, "rmsnorm_forward: rstd");
+  if (rows == 0 || channels == 0) return;
+  NvtxRange range(op);
+  dispatch_float(x.dtype, op, [&](auto tag) {
+    using T = decltype(tag);
+    auto* yp = static_cast<T*>(y.data);
+    const auto* xp = static_cast<const T*>(x.data);
+    const auto* wp = static_cast<const T*>(w.data);
+    auto* rp = static_cast<float*>(rstd.data);
+    constexpr int kVec = kPack16<T>;
+    const unsigned blocks = grid_blocks(rows, 1, 65535);
+    if (channels % kVec == 0 && aligned_16(yp) && aligned_16(xp) && aligned_16(wp))
+      rmsnorm_forward_kernel<T, kVec><<<blocks, row_threads(channels / kVec, 1024), 0, stream_>>>(
+          yp, rp, xp, wp, rows, channels / kVec, static_cast<float>(eps));
+    else
+      rmsnorm_forward_kernel<T, 1><<<blocks, row_threads(channels, 1024), 0, stream_>>>(yp, rp, xp, wp, rows,
+                                                                                        channels,
+                                                                                        static_cast<float>(eps));
+    LUMINA_CUDA_CHECK_LAUNCH();
+  });
+}
+
+void CudaBackend::rmsnorm_backward(Tensor dx, Tensor dw, const Tensor& dy, const Tensor& x, const Tensor& w,
+                                   const Tensor& rstd) {
+  const char* op = "rmsnorm_backward";
+  check_operands(op, {{&dx, "dx"}, {&dy, "dy"}, {&w, "w"}}, x.dtype);
+  expect_device(x, op, "x");
+  check_operands(op, {{&dw, "dw (parameter gradients are f32)"}, {&rstd, "rstd"}}, DType::f32);
+  const Tensor x2 = x.flatten_2d();
+  const int64_t rows = x2.dim(0), channels = x2.dim(1);
+  check_shape(dx.flatten_2d(), x2.shape, "rmsnorm_backward: dx (as x)");
+  check_shape(dy.flatten_2d(), x2.shape, "rmsnorm_backward: dy (as x)");
+  check_shape(w, Shape{channels}, "rmsnorm_backward: w");
+  check_shape(dw, Shape{channels}, "rmsnorm_backward: dw");
+  check_shape(rstd, Shape{rows}, "rmsnorm_backward: rstd");
+  if (rows == 0 || channels == 0) return;
+  NvtxRange range(op);
+  const size_t row_bytes = static_cast<size_t>(channels) * sizeof(float);
+  int64_t partials = rows < kMaxPartials ? rows : kMaxPartials;
+  if (static_cast<size_t>(partials) * row_bytes > kScratchBytes)
+    partials = static_cast<int64_t>(kScratchBytes / row_bytes);
+  LUMINA_CHECK(partials >= 1, "{}: C = {} is too wide for the scratch reserve", op, channels);
+  auto* dw_partials = static_cast<float*>(scratch(static_cast<size_t>(partials) * row_bytes, op));
+  dispatch_float(x.dtype, op, [&](auto tag) {
+    using T = decltype(tag);
+    auto* dxp = static_cast<T*>(dx.data);
+    const auto* dyp = static_cast<const T*>(dy.data);
+    const auto* xp = static_cast<const T*>(x.data);
+    const auto* wp = static_cast<const T*>(w.data);
+    const auto* rp = static_cast<const float*>(rstd.data);
+    constexpr int kVec = kPack16<T>;
+    const bool packed = channels % kVec == 0 && aligned_16(dxp) && aligned_16(dyp) && aligned_16(xp) && aligned_16(wp);
+    auto kernel = packed ? rmsnorm_backward_kernel<T, kVec> : rmsnorm_backward_kernel<T, 1>;
+    const int vec = packed ? kVec : 1;
+    if (row_bytes > kDefaultSharedBytes)
+      LUMINA_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                             static_cast<int>(row_bytes)));
+    kernel<<<static_cast<unsigned>(partials), row_threads(channels / vec, 1024), row_bytes, stream_>>>(
+        dxp, dw_partials, dyp, xp, wp, rp, rows, channels / vec);
+    LUMINA_CUDA_CHECK_LAUNCH();
+  });
+  rmsnorm_dw_reduce_kernel<<<grid_blocks(channels, 256, 1024), 256, 0, stream_>>>(
+      static_cast<float*>(dw.data), dw_partials, partials, channels);
+  LUMINA_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace lumina
