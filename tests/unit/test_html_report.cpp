@@ -80,6 +80,14 @@ TEST(SvgChart, TickLabelsAreShort) {
   EXPECT_EQ(format_tick(-40000, 20000), "-40k");
 }
 
+TEST(SvgChart, IntegerStepsGetIntegerTicks) {
+  const std::string svg = render_line_chart({{"loss", {1, 2, 3, 4}, {40, 30, 20, 10}}}, ChartOptions{});  // y ticks: 10 ... 40
+  for (const char* label : {">1</text>", ">2</text>", ">3</text>", ">4</text>"})
+    EXPECT_NE(svg.find(label), std::string::npos) << label;
+  EXPECT_EQ(svg.find(">1.5</text>"), std::string::npos);
+  EXPECT_EQ(svg.find(">2.5</text>"), std::string::npos);
+}
+
 TEST(SvgChart, EscapesText) {
   EXPECT_EQ(escape_xml("<a href=\"x\">&'</a>"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;&lt;/a&gt;");
   ChartOptions options;
@@ -250,8 +258,18 @@ TEST(HtmlReport, LaterRowWinsForARepeatedStep) {
               "{\"step\":1,\"loss\":5.0}\n{\"step\":2,\"loss\":1.0}\n{\"step\":2,\"loss\":4.0}\n");
   const std::string html = render_html_report(run);
   EXPECT_NE(html.find("<th>Best loss</th><td>4.0000 (step 2)</td>"), std::string::npos);
+  EXPECT_NE(html.find("<th>Steps</th><td>2</td>"), std::string::npos);
   EXPECT_NE(html.find("config.toml not found"), std::string::npos);
   EXPECT_NE(html.find("(no logs/training.log)"), std::string::npos);
+}
+
+TEST(HtmlReport, CountsUnreadableLinesInTheMiddle) {
+  const std::string run = fresh_test_dir();
+  fs::create_directories(run + "/metrics");
+  write_bytes(run + "/metrics/metrics.jsonl", "{\"step\":1,\"loss\":5.0}\nnot json\n[1,2]\n{\"step\":2,\"loss\":4.5}\n");
+  const std::string html = render_html_report(run);
+  EXPECT_NE(html.find("not JSON objects: 2, 3 (2 in all)"), std::string::npos);
+  EXPECT_NE(html.find("<th>Last loss</th><td>4.5000</td>"), std::string::npos);
 }
 
 TEST(HtmlReport, WritesTheFileAtomically) {

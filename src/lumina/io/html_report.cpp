@@ -377,8 +377,8 @@ std::string unreadable_note(const Metrics& m) {
   for (size_t i = 0; i < std::min<size_t>(m.unreadable_lines.size(), 10); ++i)
     list += (i ? ", " : "") + std::to_string(m.unreadable_lines[i]);
   if (m.unreadable_lines.size() > 10) list += ", ...";
-  return fmt::format("{} lines of metrics.jsonl are not JSON objects and were skipped (lines {}).",
-                     m.unreadable_lines.size(), list);
+  return fmt::format("Skipped the lines of metrics.jsonl that are not JSON objects: {} ({} in all).", list,
+                     m.unreadable_lines.size());
 }
 
 std::string records_section(const Metrics& m) {

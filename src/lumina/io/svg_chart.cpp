@@ -115,7 +115,7 @@ std::vector<double> log_ticks(double lo, double hi) {
     return ticks;
   }
   if (decades < 1.0) {
-    std::vector<double> ticks = nice_ticks(lo, hi);
+    std::vector<double> ticks = nice_ticks(lo, hi, 8);  // finer than usual: the axis starts nearer lo
     if (ticks.front() > 0.0) return ticks;
   }
   return ticks_125(lo, hi);
@@ -221,6 +221,14 @@ std::string render_line_chart(const std::vector<ChartSeries>& series, const Char
     y_spacing = log_y ? 0.0 : yticks[1] - yticks[0];
     xticks = nice_ticks(xmin, xmax, 6);
     x_spacing = xticks[1] - xticks[0];
+    bool integer_x = true;  // steps: no ticks between two of them
+    for (const PreparedSeries& p : prepared)
+      for (const Point& q : p.points) integer_x = integer_x && q.x == std::floor(q.x);
+    if (integer_x && x_spacing < 1.0) {
+      x_spacing = 1.0;
+      xticks.clear();
+      for (double t = std::floor(xmin) - 1.0; t <= xmax + 1.0; t += 1.0) xticks.push_back(t);
+    }
     if (xmax > xmin) {
       std::erase_if(xticks, [&](double t) { return t < xmin - x_spacing * 1e-9 || t > xmax + x_spacing * 1e-9; });
     } else {
