@@ -11,7 +11,7 @@ bash scripts/fetch_corpus.sh data/brown
 echo
 echo "== train (configs/demo.toml) =="
 rm -rf "$run"
-"$lumina" train --config configs/demo.toml --set train.html_report=true
+"$lumina" train --config configs/demo.toml
 echo
 echo "== evaluate on the held-out samples =="
 "$lumina" eval --checkpoint "$run" --data data/brown/valid.txt
@@ -19,4 +19,4 @@ echo
 echo "== sample =="
 "$lumina" generate --checkpoint "$run" --prompt "The jury said" --max-new-tokens 400 --temperature 0.8 --top-k 40 --seed 1
 echo
-"$lumina" report --run "$run"
+echo "report: $run/report.html"

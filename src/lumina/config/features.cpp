@@ -32,7 +32,7 @@ constexpr std::array kFeatures = {
     FeatureInfo{Feature::collider, "Collider token filtering", false},
     FeatureInfo{Feature::early_stopping, "early stopping", false},
     FeatureInfo{Feature::tensorboard, "TensorBoard event files", false},
-    FeatureInfo{Feature::html_report, "the HTML report", false},
+    FeatureInfo{Feature::html_report, "the HTML report", true},
     FeatureInfo{Feature::orchestrator, "the adaptive orchestrator", false},
     FeatureInfo{Feature::chinchilla, "Chinchilla planning", false},
     FeatureInfo{Feature::data_parallel, "multi-process data parallelism", false},

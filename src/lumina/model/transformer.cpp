@@ -6,7 +6,7 @@
 namespace lumina {
 
 int64_t head_chunk_rows(int64_t rows, int64_t vocab) {
-  constexpr int64_t kChunkElements = int64_t{1} << 24;
+  constexpr int64_t kChunkElements = int64_t{1} << 26;  // 2048 rows at V = 32768: GEMMs large enough to run near peak
   return std::clamp<int64_t>(kChunkElements / std::max<int64_t>(vocab, 1), 1, rows);
 }
 
@@ -73,7 +73,7 @@ Transformer::Plan Transformer::plan(Arena& arena, int64_t B, int64_t T, DType ac
   p.dlosses = arena.alloc(stat, Shape{N});
   p.dfinal_norm = arena.alloc(act, Shape{N, C});
   p.dresid = arena.alloc(act, Shape{N, C});
-  p.scratch = blocks_.empty() ? Block::Scratch{} : blocks_.front().plan_scratch(arena, act, B, T);
+  p.scratch = blocks_.empty() ? Block::Scratch{} : blocks_.front().plan_scratch(arena, act, stat, B, T);
   return p;
 }
 
@@ -121,7 +121,8 @@ ForwardResult Transformer::forward(const int32_t* tokens, const int32_t* targets
   refresh_compute_weights();
 
   be.embedding_forward(p.resid[0], p.tokens, ctx_.weight(embed_tokens_));
-  for (size_t l = 0; l < blocks_.size(); ++l) blocks_[l].forward(ctx_, rope_, p.resid[l], p.resid[l + 1], p.blocks[l]);
+  for (size_t l = 0; l < blocks_.size(); ++l)
+    blocks_[l].forward(ctx_, rope_, p.resid[l], p.resid[l + 1], p.blocks[l], p.scratch);
   be.rmsnorm_forward(p.final_norm, p.final_rstd, p.resid.back(), ctx_.weight(final_norm_), cfg_.rms_norm_eps);
 
   // LM head + cross-entropy in row chunks; with gradients, dlogits replace the

@@ -7,6 +7,7 @@
 #include "lumina/backend/select.h"
 #include "lumina/core/log.h"
 #include "lumina/data/corpus.h"
+#include "lumina/io/html_report.h"
 #include "lumina/model/accounting.h"
 #include "lumina/optim/adamw.h"
 #include "lumina/optim/lr_schedule.h"
@@ -213,6 +214,11 @@ TrainSummary train(const RunConfig& cfg, const TrainOptions& opt) {
   const bool best = evaluated_last_step ? false : run_eval();
   if (last_saved_step != state.step || best) save(best);
   summary.steps = state.step;
+  if (tc.html_report) {
+    const std::string report = (paths.root / "report.html").string();
+    write_html_report(paths.root.string(), report);
+    log_info("report: {}", report);
+  }
   return summary;
 }
 
