@@ -14,14 +14,7 @@ namespace lumina {
 namespace {
 
 std::vector<double> first_losses(Backend& be, DType act, int steps) {
-  ModelConfig cfg = test::tiny_config(false);
-  cfg.vocab_size = 259;
-  cfg.hidden_size = 64;
-  cfg.num_heads = 2;
-  cfg.num_kv_heads = 1;
-  cfg.intermediate_size = 128;
-  cfg.max_position_embeddings = 64;
-  cfg.init_std = 0.02;
+  const ModelConfig cfg = test::small_config(259, 64);
   Transformer model(cfg);
   model.allocate(be, DType::f32, act);
   model.params().init_weights(7);

@@ -24,6 +24,19 @@ inline ModelConfig tiny_config(bool tied) {
   return c;
 }
 
+// A small trainable model (usual init): hidden 32, 4 heads, 2 kv heads, ffn 64.
+inline ModelConfig small_config(int64_t vocab, int64_t max_positions) {
+  ModelConfig c = tiny_config(false);
+  c.vocab_size = vocab;
+  c.hidden_size = 32;
+  c.num_heads = 4;
+  c.num_kv_heads = 2;
+  c.intermediate_size = 64;
+  c.max_position_embeddings = max_positions;
+  c.init_std = 0.02;
+  return c;
+}
+
 // Random token ids in [0, vocab); with mask_every > 0 every mask_every-th target is -1.
 inline std::vector<int32_t> random_tokens(int64_t n, int64_t vocab, uint64_t seed, int mask_every = 0) {
   std::vector<int32_t> t(static_cast<size_t>(n));

@@ -13,14 +13,7 @@ namespace {
 
 TEST(Model, F32ForwardMatchesF64Within1e5) {
   auto be = make_cpu_backend();
-  ModelConfig cfg = test::tiny_config(false);
-  cfg.hidden_size = 32;
-  cfg.num_heads = 4;
-  cfg.num_kv_heads = 2;
-  cfg.intermediate_size = 64;
-  cfg.vocab_size = 64;
-  cfg.max_position_embeddings = 32;
-  cfg.init_std = 0.02;
+  const ModelConfig cfg = test::small_config(64, 32);
   Transformer m64(cfg), m32(cfg);
   m64.allocate(*be, DType::f64, DType::f64);
   m32.allocate(*be, DType::f32, DType::f32);
@@ -42,14 +35,7 @@ TEST(Model, F32ForwardMatchesF64Within1e5) {
 
 TEST(Model, OverfitsOneBatchBelow005In300Steps) {
   auto be = make_cpu_backend();
-  ModelConfig cfg = test::tiny_config(false);
-  cfg.vocab_size = 32;
-  cfg.hidden_size = 32;
-  cfg.num_heads = 4;
-  cfg.num_kv_heads = 2;
-  cfg.intermediate_size = 64;
-  cfg.max_position_embeddings = 16;
-  cfg.init_std = 0.02;
+  const ModelConfig cfg = test::small_config(32, 16);
   Transformer model(cfg);
   model.allocate(*be, DType::f32, DType::f32);
   model.params().init_weights(3);
