@@ -48,6 +48,7 @@ TrainBenchResult run_train_bench(Backend& backend, DType act_dtype, const ModelC
     r.final_loss = f.loss_sum / static_cast<double>(f.valid_tokens);
   };
   for (int64_t i = 0; i < opt.warmup_steps; ++i) step();
+  if (opt.after_warmup) opt.after_warmup();
   std::vector<double> ms;
   for (int64_t i = 0; i < opt.steps; ++i) {
     const auto t0 = std::chrono::steady_clock::now();

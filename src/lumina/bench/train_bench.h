@@ -2,6 +2,7 @@
 // End-to-end training throughput: full optimizer steps (forward, backward,
 // grad norm + clipping, AdamW) on random tokens, timed after warm-up.
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "lumina/backend/backend.h"
@@ -16,6 +17,7 @@ struct TrainBenchOptions {
   int64_t warmup_steps = 2;
   double peak_flops = 0.0;  // device peak for MFU; 0: MFU not reported
   uint64_t seed = 0;
+  std::function<void()> after_warmup;  // called once the warm-up steps are done (profilers reset here)
 };
 
 struct TrainBenchResult {

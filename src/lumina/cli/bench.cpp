@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <omp.h>
 
+#include <algorithm>
 #include <chrono>
 #include <ctime>
 #include <filesystem>
@@ -10,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "lumina/backend/profiling_backend.h"
 #include "lumina/backend/select.h"
 #include "lumina/bench/train_bench.h"
 #include "lumina/cli/commands.h"
@@ -26,7 +28,30 @@ struct BenchTrainArgs {
   std::string device;
   double peak_flops = 989e12;  // H100/H200 SXM dense bf16, the reference MFU convention
   std::string results_dir = "bench/results";
+  bool profile = false;
 };
+
+// Per-op device time of a few more steps through ProfilingBackend, largest first.
+void print_profile(const std::string& device, const std::string& precision, const ModelConfig& model,
+                   TrainBenchOptions o) {
+  ProfilingBackend prof(select_backend(device, precision).backend);
+  const DType act = select_backend(device, precision).act_dtype;
+  o.steps = std::min<int64_t>(o.steps, 5);
+  o.warmup_steps = 1;
+  o.after_warmup = [&prof] { prof.reset(); };
+  run_train_bench(prof, act, model, o);
+  std::vector<std::pair<std::string, OpTiming>> rows(prof.timings().begin(), prof.timings().end());
+  std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.second.seconds > b.second.seconds; });
+  double total = 0.0;
+  for (const auto& r : rows) total += r.second.seconds;
+  const auto steps = static_cast<double>(o.steps);
+  fmt::print("\nprofile: per-op device time per step ({} steps, each op synchronised; sum {:.2f} ms)\n", o.steps,
+             1e3 * total / steps);
+  fmt::print("{:<44} {:>8} {:>10} {:>7}\n", "op", "calls", "ms", "%");
+  for (const auto& [key, t] : rows)
+    fmt::print("{:<44} {:>8.0f} {:>10.3f} {:>6.1f}%\n", key, static_cast<double>(t.calls) / steps,
+               1e3 * t.seconds / steps, 100.0 * t.seconds / total);
+}
 
 std::string utc_now() {
   const std::time_t now = std::time(nullptr);
@@ -83,6 +108,7 @@ void run_bench_train(const BenchTrainArgs& a) {
   const std::string out = (std::filesystem::path(a.results_dir) / "train.jsonl").string();
   std::ofstream(out, std::ios::app) << row.dump() << "\n";
   fmt::print("appended to {}\n", out);
+  if (a.profile) print_profile(device, cfg.train.precision, cfg.model, o);
 }
 
 }  // namespace
@@ -100,6 +126,7 @@ void register_bench(CLI::App& app) {
   train->add_option("--device", args->device, "auto, cpu or cuda (default: train.device)");
   train->add_option("--peak-flops", args->peak_flops, "Device peak FLOP/s for MFU (GPU only)");
   train->add_option("--results-dir", args->results_dir, "Where train.jsonl is appended");
+  train->add_flag("--profile", args->profile, "Then time every op of a few more steps (synchronising after each)");
   train->callback([args] { run_bench_train(*args); });
 }
 

@@ -16,7 +16,7 @@ namespace {
 
 using namespace cuda;
 
-constexpr int64_t kMaxPartials = 256;
+constexpr int64_t kMaxPartials = 1024;  // ~8 blocks per SM on an H100: rows in flight hide memory latency
 constexpr size_t kDefaultSharedBytes = 48 * 1024;
 
 template <class T, int VEC>

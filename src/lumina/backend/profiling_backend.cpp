@@ -1,0 +1,68 @@
+#include "lumina/backend/profiling_backend.h"
+
+#include <fmt/format.h>
+
+namespace lumina {
+
+void ProfilingBackend::copy(Tensor dst, const Tensor& src) { timed("copy", [&] { inner_->copy(dst, src); }); }
+void ProfilingBackend::fill(Tensor dst, double value) { timed("fill", [&] { inner_->fill(dst, value); }); }
+void ProfilingBackend::cast(Tensor dst, const Tensor& src) { timed("cast", [&] { inner_->cast(dst, src); }); }
+
+void ProfilingBackend::gemm(Tensor c, const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, double alpha,
+                            double beta) {
+  // Key: gemm M x N x K with the transposes, e.g. "gemm 32768x2048x768 NT +=".
+  const int64_t M = c.flatten_2d().dim(0), N = c.dim(-1);
+  const Tensor a2 = a.flatten_2d();
+  const int64_t K = trans_a ? a2.dim(0) : a2.dim(1);
+  const std::string key = fmt::format("gemm {}x{}x{} {}{}{}", M, N, K, trans_a ? 'T' : 'N', trans_b ? 'T' : 'N',
+                                      beta != 0.0 ? " +=" : "");
+  timed(key, [&] { inner_->gemm(c, a, trans_a, b, trans_b, alpha, beta); });
+}
+
+void ProfilingBackend::axpy(Tensor y, const Tensor& x, double alpha) { timed("axpy", [&] { inner_->axpy(y, x, alpha); }); }
+void ProfilingBackend::scale(Tensor x, double alpha) { timed("scale", [&] { inner_->scale(x, alpha); }); }
+double ProfilingBackend::sum_squares(const Tensor& x) {
+  return timed("sum_squares", [&] { return inner_->sum_squares(x); });
+}
+void ProfilingBackend::embedding_forward(Tensor out, const Tensor& tokens, const Tensor& table) {
+  timed("embedding_forward", [&] { inner_->embedding_forward(out, tokens, table); });
+}
+void ProfilingBackend::embedding_backward(Tensor dtable, const Tensor& tokens, const Tensor& dout) {
+  timed("embedding_backward", [&] { inner_->embedding_backward(dtable, tokens, dout); });
+}
+void ProfilingBackend::rmsnorm_forward(Tensor y, Tensor rstd, const Tensor& x, const Tensor& w, double eps) {
+  timed("rmsnorm_forward", [&] { inner_->rmsnorm_forward(y, rstd, x, w, eps); });
+}
+void ProfilingBackend::rmsnorm_backward(Tensor dx, Tensor dw, const Tensor& dy, const Tensor& x, const Tensor& w,
+                                        const Tensor& rstd) {
+  timed("rmsnorm_backward", [&] { inner_->rmsnorm_backward(dx, dw, dy, x, w, rstd); });
+}
+void ProfilingBackend::rope_forward(Tensor x, const Tensor& cos, const Tensor& sin, int64_t pos_offset) {
+  timed("rope_forward", [&] { inner_->rope_forward(x, cos, sin, pos_offset); });
+}
+void ProfilingBackend::rope_backward(Tensor dx, const Tensor& cos, const Tensor& sin, int64_t pos_offset) {
+  timed("rope_backward", [&] { inner_->rope_backward(dx, cos, sin, pos_offset); });
+}
+void ProfilingBackend::attention_forward(Tensor out, Tensor lse, const Tensor& q, const Tensor& k, const Tensor& v) {
+  timed("attention_forward", [&] { inner_->attention_forward(out, lse, q, k, v); });
+}
+void ProfilingBackend::attention_backward(Tensor dq, Tensor dk, Tensor dv, const Tensor& dout, const Tensor& q,
+                                          const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse) {
+  timed("attention_backward", [&] { inner_->attention_backward(dq, dk, dv, dout, q, k, v, out, lse); });
+}
+void ProfilingBackend::swiglu_forward(Tensor out, const Tensor& gate, const Tensor& up) {
+  timed("swiglu_forward", [&] { inner_->swiglu_forward(out, gate, up); });
+}
+void ProfilingBackend::swiglu_backward(Tensor dgate, Tensor dup, const Tensor& dout, const Tensor& gate,
+                                       const Tensor& up) {
+  timed("swiglu_backward", [&] { inner_->swiglu_backward(dgate, dup, dout, gate, up); });
+}
+void ProfilingBackend::cross_entropy(Tensor logits, Tensor losses, Tensor argmax, const Tensor& targets,
+                                     const Tensor& dlosses) {
+  timed("cross_entropy", [&] { inner_->cross_entropy(logits, losses, argmax, targets, dlosses); });
+}
+void ProfilingBackend::adamw_update(Tensor param, const Tensor& grad, Tensor m, Tensor v, const AdamWParams& h) {
+  timed("adamw_update", [&] { inner_->adamw_update(param, grad, m, v, h); });
+}
+
+}  // namespace lumina

@@ -1,0 +1,82 @@
+#pragma once
+// ProfilingBackend: wraps a backend and times every op. Each call is bracketed
+// by synchronize() so the time is the op's own device time (the pipeline
+// between ops is lost: the sum is a little above the real step time). GEMMs
+// are keyed by their shape, so the table says which matmul costs what.
+// For `lumina bench train --profile`; never used in training.
+#include <chrono>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "lumina/backend/backend.h"
+
+namespace lumina {
+
+struct OpTiming {
+  int64_t calls = 0;
+  double seconds = 0.0;
+};
+
+class ProfilingBackend final : public Backend {
+ public:
+  explicit ProfilingBackend(std::unique_ptr<Backend> inner) : inner_(std::move(inner)) {}
+
+  const std::map<std::string, OpTiming>& timings() const { return timings_; }
+  void reset() { timings_.clear(); }
+
+  Device device() const override { return inner_->device(); }
+  std::string name() const override { return inner_->name() + " [profiled]"; }
+  Buffer allocate(size_t bytes) override { return inner_->allocate(bytes); }
+  void synchronize() override { inner_->synchronize(); }
+  int64_t device_memory_bytes() const override { return inner_->device_memory_bytes(); }
+
+  void copy(Tensor dst, const Tensor& src) override;
+  void fill(Tensor dst, double value) override;
+  void cast(Tensor dst, const Tensor& src) override;
+  void gemm(Tensor c, const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, double alpha,
+            double beta) override;
+  void axpy(Tensor y, const Tensor& x, double alpha) override;
+  void scale(Tensor x, double alpha) override;
+  double sum_squares(const Tensor& x) override;
+  void embedding_forward(Tensor out, const Tensor& tokens, const Tensor& table) override;
+  void embedding_backward(Tensor dtable, const Tensor& tokens, const Tensor& dout) override;
+  void rmsnorm_forward(Tensor y, Tensor rstd, const Tensor& x, const Tensor& w, double eps) override;
+  void rmsnorm_backward(Tensor dx, Tensor dw, const Tensor& dy, const Tensor& x, const Tensor& w,
+                        const Tensor& rstd) override;
+  void rope_forward(Tensor x, const Tensor& cos, const Tensor& sin, int64_t pos_offset) override;
+  void rope_backward(Tensor dx, const Tensor& cos, const Tensor& sin, int64_t pos_offset) override;
+  void attention_forward(Tensor out, Tensor lse, const Tensor& q, const Tensor& k, const Tensor& v) override;
+  void attention_backward(Tensor dq, Tensor dk, Tensor dv, const Tensor& dout, const Tensor& q, const Tensor& k,
+                          const Tensor& v, const Tensor& out, const Tensor& lse) override;
+  void swiglu_forward(Tensor out, const Tensor& gate, const Tensor& up) override;
+  void swiglu_backward(Tensor dgate, Tensor dup, const Tensor& dout, const Tensor& gate, const Tensor& up) override;
+  void cross_entropy(Tensor logits, Tensor losses, Tensor argmax, const Tensor& targets,
+                     const Tensor& dlosses) override;
+  void adamw_update(Tensor param, const Tensor& grad, Tensor m, Tensor v, const AdamWParams& h) override;
+
+ private:
+  // Runs f between two synchronize() calls and adds the time under `key`.
+  template <class F>
+  auto timed(const std::string& key, F&& f) {
+    inner_->synchronize();
+    const auto t0 = std::chrono::steady_clock::now();
+    struct Record {
+      ProfilingBackend* self;
+      const std::string& key;
+      std::chrono::steady_clock::time_point t0;
+      ~Record() {
+        self->inner_->synchronize();
+        OpTiming& t = self->timings_[key];
+        t.calls += 1;
+        t.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      }
+    } record{this, key, t0};
+    return f();
+  }
+
+  std::unique_ptr<Backend> inner_;
+  std::map<std::string, OpTiming> timings_;
+};
+
+}  // namespace lumina
