@@ -29,13 +29,12 @@ struct RunPaths {
   fs::path root, logs, metrics, checkpoints;
 };
 
-RunPaths make_run_dirs(const TrainConfig& t) {
+RunPaths run_paths(const TrainConfig& t) {
   RunPaths p;
   p.root = fs::path(t.output_dir) / t.experiment_name;
   p.logs = p.root / "logs";
   p.metrics = p.root / "metrics";
   p.checkpoints = p.root / "checkpoints";
-  for (const fs::path& d : {p.logs, p.metrics, p.checkpoints}) fs::create_directories(d);
   return p;
 }
 
@@ -67,8 +66,13 @@ TrainSummary train(const RunConfig& cfg, const TrainOptions& opt) {
   const auto seed = static_cast<uint64_t>(tc.seed);
   TokenDataset train_data(corpus.train_tokens, corpus.bos_id, tc.seq_len, seed, /*shuffle=*/true);
   std::unique_ptr<TokenDataset> val_data;
-  if (!corpus.val_tokens.empty())
+  if (!corpus.val_tokens.empty()) {
     val_data = std::make_unique<TokenDataset>(corpus.val_tokens, corpus.bos_id, tc.seq_len, seed, false);
+    LUMINA_CHECK(val_data->num_windows() >= tc.batch_size,
+                 "the validation split has {} sequences of {} tokens, fewer than one batch of {}: add validation data, "
+                 "raise data.validation_split or lower train.batch_size", val_data->num_windows(), tc.seq_len,
+                 tc.batch_size);
+  }
 
   // ---- model and optimizer --------------------------------------------------------------------
   const SelectedBackend selected = select_backend(tc.device, tc.precision);
@@ -90,13 +94,13 @@ TrainSummary train(const RunConfig& cfg, const TrainOptions& opt) {
   schedule.decay_fraction = oc.wsd_decay_fraction;
 
   // ---- state, resume ----------------------------------------------------------------------------
-  const fs::path run_dir = fs::path(tc.output_dir) / tc.experiment_name;
-  CheckpointManager checkpoints((run_dir / "checkpoints").string(), tc.save_total_limit, run_config_to_toml(cfg));
+  const RunPaths paths = run_paths(tc);
+  CheckpointManager checkpoints(paths.checkpoints.string(), tc.save_total_limit, run_config_to_toml(cfg));
   TrainerState state;
   if (!opt.resume.empty()) state = checkpoints.load(opt.resume, model, optimizer);
 
   // ---- the run directory -----------------------------------------------------------------------
-  const RunPaths paths = make_run_dirs(tc);
+  for (const fs::path& d : {paths.logs, paths.metrics, paths.checkpoints}) fs::create_directories(d);
   attach_log_file((paths.logs / "training.log").string());
   write_resolved_config(cfg, (paths.root / "config.toml").string());
   log_info("data: {} train documents ({} tokens, {} sequences of {}), {} validation documents ({} tokens)",
