@@ -13,7 +13,9 @@
 namespace lumina {
 namespace {
 
-std::vector<double> first_losses(Backend& be, DType act, int steps) {
+// loss_scale: the loss gradient is multiplied by it and the update divides it
+// back out, as the trainer's fp16 loss scaling does.
+std::vector<double> first_losses(Backend& be, DType act, int steps, double loss_scale = 1.0) {
   const ModelConfig cfg = test::small_config(259, 64);
   Transformer model(cfg);
   model.allocate(be, DType::f32, act);
@@ -27,20 +29,20 @@ std::vector<double> first_losses(Backend& be, DType act, int steps) {
   std::vector<double> losses;
   for (int s = 0; s < steps; ++s) {
     model.params().zero_grads();
-    const ForwardResult r = model.forward(tokens.data(), targets.data(), 1.0 / 1000.0);
+    const ForwardResult r = model.forward(tokens.data(), targets.data(), loss_scale / 1000.0);
     model.backward();
-    opt.step(3e-3, clip_scale(grad_global_norm(model.params()), 1.0));
+    opt.step(3e-3, clip_scale(grad_global_norm(model.params()) / loss_scale, 1.0) / loss_scale);
     losses.push_back(r.loss_sum / static_cast<double>(r.valid_tokens));
   }
   return losses;
 }
 
-void expect_close_to_cpu(DType act, double tolerance) {
+void expect_close_to_cpu(DType act, double tolerance, double loss_scale = 1.0) {
   if (!cuda_available()) GTEST_SKIP() << "no CUDA GPU";
   auto cpu = make_cpu_backend();
   auto gpu = make_cuda_backend(0);
   const std::vector<double> ref = first_losses(*cpu, DType::f32, 10);
-  const std::vector<double> got = first_losses(*gpu, act, 10);
+  const std::vector<double> got = first_losses(*gpu, act, 10, loss_scale);
   for (size_t i = 0; i < ref.size(); ++i)
     EXPECT_LE(std::fabs(got[i] - ref[i]) / ref[i], tolerance) << "step " << i << ": gpu " << got[i] << " cpu " << ref[i];
   EXPECT_LT(ref.back(), ref.front());  // the run learns: the comparison is not of constants
@@ -48,6 +50,7 @@ void expect_close_to_cpu(DType act, double tolerance) {
 
 TEST(CudaModel, FirstTenLossesBf16Within2PercentOfCpu) { expect_close_to_cpu(DType::bf16, 0.02); }
 TEST(CudaModel, FirstTenLossesF32Within1e4OfCpu) { expect_close_to_cpu(DType::f32, 1e-4); }
+TEST(CudaModel, FirstTenLossesF16WithLossScaleWithin2PercentOfCpu) { expect_close_to_cpu(DType::f16, 0.02, 1024.0); }
 
 }  // namespace
 }  // namespace lumina

@@ -140,12 +140,14 @@ TEST(ConfigSupported, RefusesUnimplementedFeaturesAwayFromDefault) {
             "model.use_moe = true: not supported yet (MoE is not implemented in this build); remove it or set it "
             "to false");
   RunConfig p;
-  p.train.precision = "mixed_fp16";
+  p.train.precision = "fp8_e4m3";
   EXPECT_EQ(error_of([&] { check_supported(p); }),
-            "train.precision = \"mixed_fp16\": not supported yet (fp16 compute and loss scaling is not implemented in "
-            "this build); remove it or set it to \"auto\"");
-  p.train.precision = "mixed_bf16";
-  EXPECT_NO_THROW(check_supported(p));
+            "train.precision = \"fp8_e4m3\": not supported yet (fp8 GEMMs is not implemented in this build); remove "
+            "it or set it to \"auto\"");
+  for (const char* ok : {"mixed_bf16", "mixed_fp16", "bf16", "fp16"}) {
+    p.train.precision = ok;
+    EXPECT_NO_THROW(check_supported(p)) << ok;
+  }
   RunConfig several;
   several.model.use_moe = true;
   several.optim.optimizer = "muon";

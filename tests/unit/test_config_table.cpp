@@ -133,7 +133,7 @@ TEST(ConfigTable, DocsHaveOneRowPerField) {
     EXPECT_NE(md.find(fmt::format("| `{}` | {} |", f.name, type_name(f.type))), std::string::npos) << f.key();
   EXPECT_NE(md.find("| `use_moe` | bool | `false` | true, false | not yet (MoE) |"), std::string::npos);
   EXPECT_NE(md.find("| `precision` | choice | `\"auto\"` | auto, fp32, fp16, bf16, mixed_fp16, mixed_bf16, fp8_e4m3 "
-                    "| only `auto`, `fp32`, `bf16`, `mixed_bf16` |"),
+                    "| only `auto`, `fp32`, `fp16`, `bf16`, `mixed_fp16`, `mixed_bf16` |"),
             std::string::npos);
 }
 

@@ -24,7 +24,9 @@ SelectedBackend select_backend(const std::string& device, const std::string& pre
   s.backend = make_cuda_backend(0);
   if (precision == "fp32") s.act_dtype = DType::f32;
   else if (precision == "auto" || precision == "bf16" || precision == "mixed_bf16") s.act_dtype = DType::bf16;
-  else fail("train.precision = \"{}\" is not supported on CUDA yet: use auto, fp32, bf16 or mixed_bf16", precision);
+  else if (precision == "fp16" || precision == "mixed_fp16") s.act_dtype = DType::f16;  // with dynamic loss scaling
+  else fail("train.precision = \"{}\" is not supported on CUDA yet: use auto, fp32, bf16, mixed_bf16, fp16 or "
+            "mixed_fp16", precision);
   return s;
 }
 

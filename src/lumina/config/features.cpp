@@ -11,7 +11,7 @@ namespace {
 constexpr std::array kFeatures = {
     FeatureInfo{Feature::core, "core training", true},
     FeatureInfo{Feature::cuda, "the CUDA backend", true},
-    FeatureInfo{Feature::fp16, "fp16 compute and loss scaling", false},
+    FeatureInfo{Feature::fp16, "fp16 compute and loss scaling", true},
     FeatureInfo{Feature::bf16, "bf16 compute", true},
     FeatureInfo{Feature::fp8, "fp8 GEMMs", false},
     FeatureInfo{Feature::moe, "MoE", false},

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <optional>
 
 #include "lumina/backend/select.h"
 #include "lumina/core/log.h"
@@ -10,6 +11,7 @@
 #include "lumina/io/html_report.h"
 #include "lumina/model/accounting.h"
 #include "lumina/optim/adamw.h"
+#include "lumina/optim/loss_scaler.h"
 #include "lumina/optim/lr_schedule.h"
 #include "lumina/train/checkpoint.h"
 #include "lumina/train/evaluate.h"
@@ -84,6 +86,9 @@ TrainSummary train(const RunConfig& cfg, const TrainOptions& opt) {
   const OptimConfig& oc = cfg.optim;
   AdamW optimizer(model.params(), AdamWConfig{oc.beta1, oc.beta2, oc.eps, oc.weight_decay});
   const ParamCounts counts = count_params(cfg.model);
+  // fp16 activations need dynamic loss scaling; other precisions train unscaled.
+  std::optional<DynamicLossScaler> scaler;
+  if (selected.act_dtype == DType::f16) scaler.emplace(oc.init_scale, oc.scale_factor, oc.scale_window, oc.min_scale);
 
   LrSchedule schedule;
   schedule.kind = lr_schedule_from_string(oc.lr_schedule);
@@ -98,6 +103,7 @@ TrainSummary train(const RunConfig& cfg, const TrainOptions& opt) {
   CheckpointManager checkpoints(paths.checkpoints.string(), tc.save_total_limit, run_config_to_toml(cfg));
   TrainerState state;
   if (!opt.resume.empty()) state = checkpoints.load(opt.resume, model, optimizer);
+  if (scaler && state.extra.contains("loss_scaler")) scaler->load_state(state.extra["loss_scaler"]);
 
   // ---- the run directory -----------------------------------------------------------------------
   for (const fs::path& d : {paths.logs, paths.metrics, paths.checkpoints}) fs::create_directories(d);
@@ -121,6 +127,7 @@ TrainSummary train(const RunConfig& cfg, const TrainOptions& opt) {
   summary.run_dir = paths.root.string();
   int64_t last_saved_step = -1;
   auto save = [&](bool is_best) {
+    if (scaler) state.extra["loss_scaler"] = scaler->state();
     summary.last_checkpoint = checkpoints.save(model, optimizer, state, is_best);
     last_saved_step = state.step;
     log_info("saved checkpoint {}", summary.last_checkpoint);
@@ -156,17 +163,24 @@ TrainSummary train(const RunConfig& cfg, const TrainOptions& opt) {
     LUMINA_CHECK(valid > 0, "step {}: every target of the batch is masked", state.step);
 
     model.params().zero_grads();
+    const double loss_scale = scaler ? scaler->scale() : 1.0;
     double loss_sum = 0.0;
     for (int64_t a = 0; a < accum; ++a) {
       const ForwardResult r = model.forward(inputs.data() + a * B * T, targets.data() + a * B * T,
-                                            1.0 / static_cast<double>(valid));
+                                            loss_scale / static_cast<double>(valid));
       model.backward();
       loss_sum += r.loss_sum;
     }
     const double loss = loss_sum / static_cast<double>(valid);
-    const double grad_norm = grad_global_norm(model.params());
+    const double scaled_grad_norm = grad_global_norm(model.params());
+    const double grad_norm = scaled_grad_norm / loss_scale;
     const double lr = schedule.lr_at(state.step);
-    optimizer.step(lr, clip_scale(grad_norm, oc.gradient_clip_val));
+    // With fp16, a step whose gradients overflowed is skipped (the scaler backs off).
+    if (!scaler || scaler->update(scaled_grad_norm))
+      optimizer.step(lr, clip_scale(grad_norm, oc.gradient_clip_val) / loss_scale);
+    else
+      log_warning("step {}: fp16 gradients overflowed at loss scale {}; step skipped, scale now {}", state.step + 1,
+                  loss_scale, scaler->scale());
     be.synchronize();
     state.step += 1;
     state.tokens_seen += accum * B * T;
@@ -174,8 +188,14 @@ TrainSummary train(const RunConfig& cfg, const TrainOptions& opt) {
     const double step_seconds = std::chrono::duration<double>(Clock::now() - step_start).count();
     const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
     const double tokens_per_second = static_cast<double>(accum * B * T) / step_seconds;
-    metrics.append({{"step", state.step}, {"loss", loss}, {"lr", lr}, {"grad_norm", grad_norm},
-                    {"tokens_per_second", tokens_per_second}, {"tokens", state.tokens_seen}, {"elapsed_s", elapsed}});
+    nlohmann::json row = {{"step", state.step}, {"loss", loss}, {"lr", lr}, {"grad_norm", grad_norm},
+                          {"tokens_per_second", tokens_per_second}, {"tokens", state.tokens_seen},
+                          {"elapsed_s", elapsed}};
+    if (scaler) {
+      row["loss_scale"] = loss_scale;
+      row["skipped_steps"] = scaler->skipped_steps();
+    }
+    metrics.append(row);
     LUMINA_CHECK(std::isfinite(loss), "step {}: the loss is {} (diverged): lower optim.learning_rate or check the data",
                  state.step, loss);
     if (tc.log_interval > 0 && (state.step % tc.log_interval == 0 || state.step == schedule.total_steps)) {

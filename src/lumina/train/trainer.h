@@ -2,7 +2,8 @@
 // The training loop. One optimizer step:
 //   gradient_accumulation_steps micro-batches (forward + backward, gradients
 //   summed, loss averaged over every target token of the step)
-//   -> global grad norm -> clip -> AdamW at the scheduled lr
+//   -> global grad norm -> clip -> AdamW at the scheduled lr (fp16: the loss
+//   gradient is scaled dynamically and an overflowing step is skipped)
 //   -> metrics row -> progress line -> evaluation -> checkpoint -> signals.
 // A run lives in <output_dir>/<experiment_name>/ with config.toml (resolved),
 // logs/training.log, metrics/metrics.jsonl and checkpoints/.
