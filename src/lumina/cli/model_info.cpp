@@ -19,7 +19,16 @@ struct ModelInfoArgs {
 };
 
 void run_model_info(const ModelInfoArgs& a) {
-  const RunConfig cfg = a.config.load();
+  // Any valid config, presets of features still to come included: their dense part is counted.
+  RunConfig cfg = a.config.load_valid();
+  if (cfg.model.use_moe || cfg.model.use_mod) {
+    fmt::print("note         {}{}{} not implemented yet: the counts are the dense model of the same dimensions\n",
+               cfg.model.use_moe ? fmt::format("MoE ({} experts, top-{})", cfg.model.num_experts, cfg.model.moe_top_k)
+                                 : "",
+               cfg.model.use_moe && cfg.model.use_mod ? " and " : "", cfg.model.use_mod ? "MoD" : "");
+    cfg.model.use_moe = false;
+    cfg.model.use_mod = false;
+  }
   const ModelConfig& m = cfg.model;
   const int64_t B = a.batch > 0 ? a.batch : cfg.train.batch_size;
   const int64_t T = a.seq > 0 ? a.seq : cfg.train.seq_len;

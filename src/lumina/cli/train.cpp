@@ -11,13 +11,16 @@ void register_train(CLI::App& app) {
   struct Args {
     ConfigOptions config;
     TrainOptions train;
+    std::string device;
   };
   auto args = std::make_shared<Args>();
   CLI::App* cmd = app.add_subcommand("train", "Train a model from a config (Ctrl-C / SIGTERM: save and stop; "
                                               "SIGUSR1: save and go on)");
   args->config.add_to(*cmd);
   cmd->add_option("--resume", args->train.resume, "Resume from latest, best or a checkpoint directory");
+  cmd->add_option("--device", args->device, "auto, cpu or cuda (same as --set train.device=...)");
   cmd->callback([args] {
+    if (!args->device.empty()) args->config.overrides.push_back("train.device=" + args->device);
     const RunConfig cfg = args->config.load();
     const TrainSummary s = train(cfg, args->train);
     if (s.interrupted) {
