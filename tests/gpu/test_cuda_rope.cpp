@@ -23,12 +23,15 @@ void rope_tables(int64_t positions, int64_t half_dim, DType t, std::vector<float
 using CudaRope = CudaParity;
 
 TEST_F(CudaRope, ForwardAndBackwardMatchCpu) {
-  const int64_t batch = 2, seq = 5, heads = 3, head_dim = 16, positions = 12, offset = 4;
-  const Shape shape{batch, seq, heads, head_dim};
   uint64_t seed = 20;
+  // head_dim 16: the packed path for every dtype; 12: half_dim 6, the one-pair-per-thread path.
+  for (const int64_t head_dim : {16, 12})
   for (DType dt : {DType::f32, DType::bf16, DType::f16})
     for (DType table_dt : {dt, DType::f32}) {
-      SCOPED_TRACE(testing::Message() << "x " << dtype_name(dt) << " table " << dtype_name(table_dt));
+      const int64_t batch = 2, seq = 5, heads = 3, positions = 12, offset = 4;
+      const Shape shape{batch, seq, heads, head_dim};
+      SCOPED_TRACE(testing::Message() << "x " << dtype_name(dt) << " table " << dtype_name(table_dt) << " D "
+                                      << head_dim);
       std::vector<float> cos, sin;
       rope_tables(positions, head_dim / 2, table_dt == DType::f32 ? DType::f32 : dt, cos, sin);
       const Shape table_shape{positions, head_dim / 2};

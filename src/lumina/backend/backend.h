@@ -88,7 +88,8 @@ class Backend {
   // ---- rotary position embedding (Hugging Face rotate-half layout) -------------
   // x (B,T,H,D) in place. Pairs (i, i + D/2), i < D/2, at position p = pos_offset + t:
   //   x_i' = x_i cos(p w_i) - x_{i+D/2} sin(p w_i);  x_{i+D/2}' = x_{i+D/2} cos + x_i sin,
-  //   w_i = theta^(-2i/D). cos/sin: tables (P, D/2) in x's dtype, P >= pos_offset + T.
+  //   w_i = theta^(-2i/D). cos/sin: tables (P, D/2) in x's dtype, or f32 for bf16/f16 x
+  //   (CUDA), P >= pos_offset + T.
   virtual void rope_forward(Tensor x, const Tensor& cos, const Tensor& sin, int64_t pos_offset) = 0;
   // dx (B,T,H,D) in place: the transpose (inverse) rotation.
   virtual void rope_backward(Tensor dx, const Tensor& cos, const Tensor& sin, int64_t pos_offset) = 0;

@@ -9,7 +9,7 @@
 namespace lumina {
 
 struct RopeTables {
-  Tensor cos, sin;  // (P, D/2) in the activation dtype, P = max_position_embeddings
+  Tensor cos, sin;  // (P, D/2), f32 (f64 on the f64 path), P = max_position_embeddings
 };
 
 class AttentionLayer {

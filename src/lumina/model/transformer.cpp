@@ -43,15 +43,18 @@ void Transformer::allocate(Backend& backend, DType master_dtype, DType act_dtype
       sin_host[static_cast<size_t>(p * half + i)] = std::sin(angle);
     }
   }
-  const size_t table_bytes = static_cast<size_t>(P * half) * dtype_size_bytes(act_dtype);
+  // Tables in f32 even for bf16/f16 activations: an 8-bit mantissa would blur
+  // the angles of distant positions (f64 on the f64 gradient-check path).
+  const DType table_dtype = act_dtype == DType::f64 ? DType::f64 : DType::f32;
+  const size_t table_bytes = static_cast<size_t>(P * half) * dtype_size_bytes(table_dtype);
   rope_buffer_ = backend.allocate(2 * table_bytes);
-  rope_.cos = rope_buffer_.as_tensor(act_dtype, Shape{P, half});
-  rope_.sin = Tensor(static_cast<char*>(rope_buffer_.data()) + table_bytes, act_dtype, backend.device(), Shape{P, half});
+  rope_.cos = rope_buffer_.as_tensor(table_dtype, Shape{P, half});
+  rope_.sin = Tensor(static_cast<char*>(rope_buffer_.data()) + table_bytes, table_dtype, backend.device(), Shape{P, half});
   // Stage on the host in f64, convert with the CPU backend's cast, then copy to the device.
   auto cpu = make_cpu_backend();
   for (auto [dst, src] : {std::pair{rope_.cos, &cos_host}, std::pair{rope_.sin, &sin_host}}) {
     Buffer staged = Buffer::host(table_bytes);
-    Tensor staged_t = staged.as_tensor(act_dtype, Shape{P, half});
+    Tensor staged_t = staged.as_tensor(table_dtype, Shape{P, half});
     cpu->cast(staged_t, Tensor(src->data(), DType::f64, Device::cpu, Shape{P, half}));
     backend.copy(dst, staged_t);
   }

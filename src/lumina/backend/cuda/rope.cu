@@ -3,7 +3,10 @@
 //   forward:  x_i' = x_i cos - x_{i+D/2} sin;  x_{i+D/2}' = x_{i+D/2} cos + x_i sin
 //   backward: the transpose (inverse) rotation, i.e. the forward with -sin.
 // cos/sin: tables (P, D/2), P >= pos_offset + T, in x's dtype or f32.
-// One thread per pair; consecutive threads take consecutive i (coalesced).
+// Packed path (half_dim a multiple of the 16-byte pack, aligned tensors): one
+// thread rotates VEC consecutive pairs with 16-byte loads and one index
+// decomposition; otherwise one thread per pair. Consecutive threads take
+// consecutive i (coalesced).
 #include "lumina/backend/cuda/cuda_backend_impl.h"
 #include "lumina/backend/cuda/cuda_utils.cuh"
 
@@ -15,22 +18,47 @@ using namespace cuda;
 
 constexpr int kThreads = 256;
 
-// direction: +1 forward, -1 backward.
-template <class T, class Table>
+// direction: +1 forward, -1 backward. Each thread: VEC consecutive pairs
+// (i0 .. i0+VEC-1, i0 a multiple of VEC) of one head row.
+template <class T, class Table, int VEC>
 __global__ void rope_kernel(T* x, const Table* cos, const Table* sin, int64_t pairs, int64_t seq_len, int64_t heads,
                             int64_t half_dim, int64_t pos_offset, float direction) {
-  for (int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; idx < pairs;
-       idx += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const int64_t i = idx % half_dim;
-    const int64_t row = idx / half_dim;                   // (b, t, h) flattened
+  const int64_t groups_per_row = half_dim / VEC;
+  for (int64_t g = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; g < pairs / VEC;
+       g += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t i0 = (g % groups_per_row) * VEC;
+    const int64_t row = g / groups_per_row;  // (b, t, h) flattened
     const int64_t t = (row / heads) % seq_len;
-    const int64_t table = (pos_offset + t) * half_dim + i;
-    const float c = to_f32(cos[table]), s = direction * to_f32(sin[table]);
+    const int64_t table = (pos_offset + t) * half_dim + i0;
     T* head = x + row * 2 * half_dim;
-    const float x0 = to_f32(head[i]), x1 = to_f32(head[i + half_dim]);
-    head[i] = from_f32<T>(x0 * c - x1 * s);
-    head[i + half_dim] = from_f32<T>(x1 * c + x0 * s);
+    const Pack<Table, VEC> c = load_pack<VEC>(cos + table), s = load_pack<VEC>(sin + table);
+    Pack<T, VEC> lo = load_pack<VEC>(head + i0), hi = load_pack<VEC>(head + i0 + half_dim);
+#pragma unroll
+    for (int k = 0; k < VEC; ++k) {
+      const float ck = to_f32(c.v[k]), sk = direction * to_f32(s.v[k]);
+      const float x0 = to_f32(lo.v[k]), x1 = to_f32(hi.v[k]);
+      lo.v[k] = from_f32<T>(x0 * ck - x1 * sk);
+      hi.v[k] = from_f32<T>(x1 * ck + x0 * sk);
+    }
+    store_pack<VEC>(head + i0, lo);
+    store_pack<VEC>(head + i0 + half_dim, hi);
   }
+}
+
+template <class T, class Table>
+void launch_rope(const CudaBackend& be, T* x, const Table* cos, const Table* sin, int64_t pairs, int64_t seq_len,
+                 int64_t heads, int64_t half_dim, int64_t pos_offset, float direction) {
+  constexpr int kVec = kPack16<T>;
+  const bool packed = half_dim % kVec == 0 && aligned_16(x) && aligned_16(cos) && aligned_16(sin);
+  const int64_t threads_needed = packed ? pairs / kVec : pairs;
+  const unsigned blocks = grid_blocks(threads_needed, kThreads, 16LL * be.multiprocessor_count());
+  if (packed)
+    rope_kernel<T, Table, kVec><<<blocks, kThreads, 0, be.stream()>>>(x, cos, sin, pairs, seq_len, heads, half_dim,
+                                                                      pos_offset, direction);
+  else
+    rope_kernel<T, Table, 1><<<blocks, kThreads, 0, be.stream()>>>(x, cos, sin, pairs, seq_len, heads, half_dim,
+                                                                   pos_offset, direction);
+  LUMINA_CUDA_CHECK_LAUNCH();
 }
 
 void rope(const CudaBackend& be, const char* op, Tensor x, const Tensor& cos, const Tensor& sin, int64_t pos_offset,
@@ -54,19 +82,15 @@ void rope(const CudaBackend& be, const char* op, Tensor x, const Tensor& cos, co
   const int64_t pairs = x.numel() / 2;
   if (pairs == 0) return;
   NvtxRange range(op);
-  const unsigned blocks = grid_blocks(pairs, kThreads, 16LL * be.multiprocessor_count());
   dispatch_float(x.dtype, op, [&](auto tag) {
     using T = decltype(tag);
     auto* xp = static_cast<T*>(x.data);
     if (cos.dtype == DType::f32 && x.dtype != DType::f32)
-      rope_kernel<T, float><<<blocks, kThreads, 0, be.stream()>>>(xp, static_cast<const float*>(cos.data),
-                                                                  static_cast<const float*>(sin.data), pairs, seq_len,
-                                                                  heads, half_dim, pos_offset, direction);
+      launch_rope(be, xp, static_cast<const float*>(cos.data), static_cast<const float*>(sin.data), pairs, seq_len,
+                  heads, half_dim, pos_offset, direction);
     else
-      rope_kernel<T, T><<<blocks, kThreads, 0, be.stream()>>>(xp, static_cast<const T*>(cos.data),
-                                                              static_cast<const T*>(sin.data), pairs, seq_len, heads,
-                                                              half_dim, pos_offset, direction);
-    LUMINA_CUDA_CHECK_LAUNCH();
+      launch_rope(be, xp, static_cast<const T*>(cos.data), static_cast<const T*>(sin.data), pairs, seq_len, heads,
+                  half_dim, pos_offset, direction);
   });
 }
 
