@@ -13,6 +13,22 @@ namespace lumina::cli {
 
 namespace {
 
+// The bytes of `pending` up to the last UTF-8 sequence that is still
+// incomplete (kept in `pending`), so a character split over tokens prints whole.
+std::string take_complete_utf8(std::string& pending) {
+  size_t keep_from = pending.size();
+  for (size_t back = 1; back <= 3 && back <= pending.size(); ++back) {
+    const auto byte = static_cast<unsigned char>(pending[pending.size() - back]);
+    if ((byte & 0xC0) == 0x80) continue;  // continuation byte: look further back for the lead
+    const size_t length = byte >= 0xF0 ? 4 : byte >= 0xE0 ? 3 : byte >= 0xC0 ? 2 : 1;
+    if (length > back) keep_from = pending.size() - back;
+    break;
+  }
+  std::string out = pending.substr(0, keep_from);
+  pending.erase(0, keep_from);
+  return out;
+}
+
 struct GenerateArgs {
   std::string checkpoint, prompt, device = "auto";
   int64_t max_new_tokens = 200;
@@ -36,14 +52,16 @@ void run_generate(const GenerateArgs& a) {
   std::vector<double> logits = session.append(prompt.data(), static_cast<int64_t>(prompt.size()));
   fmt::print("{}", a.prompt);
   std::fflush(stdout);
+  std::string pending;  // decoded bytes not yet printed (an unfinished UTF-8 character)
   for (int64_t i = 0; i < new_tokens; ++i) {
     const int32_t next = sample_token(logits, a.sampling, static_cast<uint64_t>(i));
     if (next == ByteTokenizer::kEos) break;
-    fmt::print("{}", tok.decode(std::span<const int32_t>(&next, 1)));
+    pending += tok.decode(std::span<const int32_t>(&next, 1));
+    fmt::print("{}", take_complete_utf8(pending));
     std::fflush(stdout);
     if (i + 1 < new_tokens) logits = session.append(&next, 1);
   }
-  fmt::print("\n");
+  fmt::print("{}\n", pending);
 }
 
 }  // namespace

@@ -25,6 +25,10 @@ void install_training_signal_handlers() {
   sigaction(SIGUSR1, &action, nullptr);
 }
 
+void restore_default_signal_handlers() {
+  for (int sig : {SIGTERM, SIGINT, SIGUSR1}) std::signal(sig, SIG_DFL);
+}
+
 SignalRequest take_signal_request() {
   if (g_exit_requested.exchange(0)) {
     g_save_requested.store(0);

@@ -226,6 +226,7 @@ TrainSummary train(const RunConfig& cfg, const TrainOptions& opt) {
       save(is_best);
     }
     if (signal == SignalRequest::save_and_exit) {
+      restore_default_signal_handlers();
       log_info("stopping on signal at step {} (resume with --resume latest)", state.step);
       summary.interrupted = true;
       summary.steps = state.step;
@@ -233,6 +234,7 @@ TrainSummary train(const RunConfig& cfg, const TrainOptions& opt) {
     }
   }
   progress.finish();
+  restore_default_signal_handlers();
   // A final evaluation (unless the last step just had one) and a final checkpoint.
   const bool evaluated_last_step = tc.eval_interval > 0 && state.step % tc.eval_interval == 0 && state.step > start_step;
   const bool best = evaluated_last_step ? false : run_eval();
