@@ -3,9 +3,11 @@
 // within 2% in bf16 and within 1e-4 relative in f32.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "lumina/backend/cuda/cuda_backend.h"
+#include "lumina/infer/kv_cache_session.h"
 #include "lumina/model/transformer.h"
 #include "lumina/optim/adamw.h"
 #include "support/tiny_model.h"
@@ -51,6 +53,44 @@ void expect_close_to_cpu(DType act, double tolerance, double loss_scale = 1.0) {
 TEST(CudaModel, FirstTenLossesBf16Within2PercentOfCpu) { expect_close_to_cpu(DType::bf16, 0.02); }
 TEST(CudaModel, FirstTenLossesF32Within1e4OfCpu) { expect_close_to_cpu(DType::f32, 1e-4); }
 TEST(CudaModel, FirstTenLossesF16WithLossScaleWithin2PercentOfCpu) { expect_close_to_cpu(DType::f16, 0.02, 1024.0); }
+
+}  // namespace
+}  // namespace lumina
+
+namespace lumina {
+namespace {
+
+// KV-cache decoding on the GPU (the decode attention kernels) against a full
+// recomputation on the GPU and against the CPU session on the same weights.
+TEST(CudaModel, KvCacheDecodingMatchesFullRecomputeAndCpu) {
+  if (!cuda_available()) GTEST_SKIP() << "no CUDA GPU";
+  auto cpu = make_cpu_backend();
+  auto gpu = make_cuda_backend(0);
+  const ModelConfig cfg = test::small_config(259, 64);
+  Transformer on_cpu(cfg), on_gpu(cfg);
+  on_cpu.allocate(*cpu, DType::f32, DType::f32);
+  on_gpu.allocate(*gpu, DType::f32, DType::f32);
+  on_cpu.params().init_weights(31);
+  on_gpu.params().init_weights(31);
+  const int64_t T = 40;
+  const auto tokens = test::random_tokens(T, cfg.vocab_size, 8);
+  KvCacheSession incremental(on_gpu, T), reference(on_cpu, T);
+  std::vector<double> step = incremental.append(tokens.data(), 5);
+  std::vector<double> ref = reference.append(tokens.data(), 5);
+  for (int64_t t = 5; t < T; ++t) {
+    double worst = 0.0, scale = 0.0;
+    for (size_t v = 0; v < step.size(); ++v) {
+      worst = std::max(worst, std::fabs(step[v] - ref[v]));
+      scale = std::max(scale, std::fabs(ref[v]));
+    }
+    EXPECT_LE(worst, 1e-4 * std::max(scale, 1.0)) << "prefix " << t;  // f32 on both sides
+    step = incremental.append(tokens.data() + t, 1);
+    ref = reference.append(tokens.data() + t, 1);
+  }
+  KvCacheSession full(on_gpu, T);
+  const std::vector<double> whole = full.append(tokens.data(), T);
+  for (size_t v = 0; v < whole.size(); ++v) EXPECT_NEAR(whole[v], step[v], 1e-4) << v;
+}
 
 }  // namespace
 }  // namespace lumina
