@@ -237,16 +237,22 @@ void build_backward(Plan& p, const AttentionShape& s, cudnnDataType_t io) {
   const TensorRef probs = g.virtual_tensor(scores, CUDNN_DATA_FLOAT);
   g.pointwise(CUDNN_POINTWISE_EXP, CUDNN_DATA_FLOAT, masked, probs);
 
-  // dV = P^T dO  (summed over each head group for GQA)
-  const TensorRef probs_t = g.tensor({B, H, T, T}, scores_t_strides, io, true);
-  g.reshape(probs, probs_t);
-  if (H == Hkv) {
-    g.matmul(probs_t, d_o, dv, len_kv, nullptr, len_q);
-  } else {
-    const TensorRef dv_heads = g.virtual_tensor(full_heads, io);
-    g.matmul(probs_t, d_o, dv_heads, len_kv, nullptr, len_q);
-    g.reduction(CUDNN_REDUCE_TENSOR_ADD, dv_heads, dv);
-  }
+  // out = scores^T rhs for a (B, H, T, T) score-shaped tensor, summed over each
+  // head group for GQA: dV from P and dO, dK from dS and Q.
+  const auto transposed_matmul = [&](const TensorRef& scores_like, const TensorRef& rhs, const TensorRef& out) {
+    const TensorRef transposed = g.tensor({B, H, T, T}, scores_t_strides, io, true);
+    g.reshape(scores_like, transposed);
+    if (H == Hkv) {
+      g.matmul(transposed, rhs, out, len_kv, nullptr, len_q);
+      return;
+    }
+    const TensorRef per_head = g.virtual_tensor(full_heads, io);
+    g.matmul(transposed, rhs, per_head, len_kv, nullptr, len_q);
+    g.reduction(CUDNN_REDUCE_TENSOR_ADD, per_head, out);
+  };
+
+  // dV = P^T dO
+  transposed_matmul(probs, d_o, dv);
 
   // dS = P * (dO V^T - delta) * scale
   const TensorRef dp = g.virtual_tensor(scores, CUDNN_DATA_FLOAT);
@@ -258,16 +264,8 @@ void build_backward(Plan& p, const AttentionShape& s, cudnnDataType_t io) {
   const TensorRef ds = g.virtual_tensor(scores, CUDNN_DATA_FLOAT);
   g.pointwise(CUDNN_POINTWISE_MUL, CUDNN_DATA_FLOAT, dp_probs, scale, ds);
 
-  // dK = dS^T Q  (summed over each head group for GQA)
-  const TensorRef ds_t = g.tensor({B, H, T, T}, scores_t_strides, io, true);
-  g.reshape(ds, ds_t);
-  if (H == Hkv) {
-    g.matmul(ds_t, q, dk, len_kv, nullptr, len_q);
-  } else {
-    const TensorRef dk_heads = g.virtual_tensor(full_heads, io);
-    g.matmul(ds_t, q, dk_heads, len_kv, nullptr, len_q);
-    g.reduction(CUDNN_REDUCE_TENSOR_ADD, dk_heads, dk);
-  }
+  // dK = dS^T Q
+  transposed_matmul(ds, q, dk);
 
   // dQ = dS K, accumulated in f32 in the workspace, then converted.
   const TensorRef k_rows = g.tensor({B, Hkv, T, D}, kv_strides, CUDNN_DATA_FLOAT, true);
