@@ -126,6 +126,10 @@ class Backend {
   virtual void adamw_update(Tensor param, const Tensor& grad, Tensor m, Tensor v, const AdamWParams& h) = 0;
 };
 
+// dst (f32 or f64, on any device) = the first dst.numel() values of the host
+// array src, rounded to dst's dtype on the host, then one copy.
+void upload_f64(Backend& backend, Tensor dst, const double* src);
+
 // The CPU backend (OpenBLAS + OpenMP; f32 and f64).
 std::unique_ptr<Backend> make_cpu_backend();
 // True when the CPU has AVX-512 but OpenBLAS chose older kernels (it does not

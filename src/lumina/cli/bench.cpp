@@ -34,8 +34,9 @@ struct BenchTrainArgs {
 // Per-op device time of a few more steps through ProfilingBackend, largest first.
 void print_profile(const std::string& device, const std::string& precision, const ModelConfig& model,
                    TrainBenchOptions o) {
-  ProfilingBackend prof(select_backend(device, precision).backend);
-  const DType act = select_backend(device, precision).act_dtype;
+  SelectedBackend selected = select_backend(device, precision);
+  const DType act = selected.act_dtype;
+  ProfilingBackend prof(std::move(selected.backend));
   o.steps = std::min<int64_t>(o.steps, 5);
   o.warmup_steps = 1;
   o.after_warmup = [&prof] { prof.reset(); };

@@ -17,10 +17,7 @@ struct ModelContext {
   DType stat_dtype = DType::f32;  // saved statistics (rstd, lse, losses): f64 on the f64 path, else f32
 
   Backend& be() const { return *backend; }
-  Tensor weight(ParamId id) const {
-    const ParamSpec& s = params->specs()[static_cast<size_t>(id)];
-    return weights_flat.slice(s.offset, s.offset + s.shape.numel()).view(s.shape);
-  }
+  Tensor weight(ParamId id) const { return params->in_layout(weights_flat, id); }
   Tensor grad(ParamId id) const { return params->grad(id); }
 };
 

@@ -28,7 +28,7 @@ void ParamStore::allocate(Backend& backend, DType dtype) {
   grads_ = grad_buffer_.as_tensor(dtype, Shape{numel_});
 }
 
-Tensor ParamStore::view(const Tensor& flat, ParamId id) const {
+Tensor ParamStore::in_layout(const Tensor& flat, ParamId id) const {
   const ParamSpec& s = specs_.at(static_cast<size_t>(id));
   return flat.slice(s.offset, s.offset + s.shape.numel()).view(s.shape);
 }
@@ -42,7 +42,6 @@ ParamId ParamStore::find(const std::string& name) const {
 void ParamStore::init_weights(uint64_t seed) {
   LUMINA_CHECK(allocated(), "ParamStore: init_weights() before allocate()");
   std::vector<double> host;
-  std::vector<float> host_f32;
   for (size_t i = 0; i < specs_.size(); ++i) {
     const ParamSpec& s = specs_[i];
     host.resize(static_cast<size_t>(s.shape.numel()));
@@ -52,12 +51,7 @@ void ParamStore::init_weights(uint64_t seed) {
       // Stream keyed by the parameter's index: adding a parameter never changes the others' values.
       Rng(seed, RngPurpose::init, i).fill_normal(host.data(), s.shape.numel(), 0.0, s.init_std);
     }
-    Tensor src(host.data(), DType::f64, Device::cpu, s.shape);
-    if (dtype() == DType::f32) {  // round on the host, then one copy to the parameter's device
-      host_f32.assign(host.begin(), host.end());
-      src = Tensor(host_f32.data(), DType::f32, Device::cpu, s.shape);
-    }
-    backend_->copy(param(static_cast<ParamId>(i)), src);
+    upload_f64(*backend_, param(static_cast<ParamId>(i)), host.data());
   }
 }
 

@@ -41,8 +41,11 @@ class ParamStore {
   void init_weights(uint64_t seed);
   void zero_grads();
 
-  Tensor param(ParamId id) const { return view(params_, id); }
-  Tensor grad(ParamId id) const { return view(grads_, id); }
+  Tensor param(ParamId id) const { return in_layout(params_, id); }
+  Tensor grad(ParamId id) const { return in_layout(grads_, id); }
+  // Parameter `id`'s view inside any flat buffer laid out like the parameters
+  // (gradients, optimizer state, a compute-dtype copy, a staged host copy).
+  Tensor in_layout(const Tensor& flat, ParamId id) const;
   ParamId find(const std::string& name) const;  // throws when unknown
 
   const std::vector<ParamSpec>& specs() const { return specs_; }
@@ -54,8 +57,6 @@ class ParamStore {
   Backend& backend() const { return *backend_; }
 
  private:
-  Tensor view(const Tensor& flat, ParamId id) const;
-
   std::vector<ParamSpec> specs_;
   std::unordered_map<std::string, ParamId> by_name_;
   int64_t numel_ = 0;

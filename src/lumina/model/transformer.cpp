@@ -50,14 +50,8 @@ void Transformer::allocate(Backend& backend, DType master_dtype, DType act_dtype
   rope_buffer_ = backend.allocate(2 * table_bytes);
   rope_.cos = rope_buffer_.as_tensor(table_dtype, Shape{P, half});
   rope_.sin = Tensor(static_cast<char*>(rope_buffer_.data()) + table_bytes, table_dtype, backend.device(), Shape{P, half});
-  // Stage on the host in f64, convert with the CPU backend's cast, then copy to the device.
-  auto cpu = make_cpu_backend();
-  for (auto [dst, src] : {std::pair{rope_.cos, &cos_host}, std::pair{rope_.sin, &sin_host}}) {
-    Buffer staged = Buffer::host(table_bytes);
-    Tensor staged_t = staged.as_tensor(table_dtype, Shape{P, half});
-    cpu->cast(staged_t, Tensor(src->data(), DType::f64, Device::cpu, Shape{P, half}));
-    backend.copy(dst, staged_t);
-  }
+  upload_f64(backend, rope_.cos, cos_host.data());
+  upload_f64(backend, rope_.sin, sin_host.data());
 }
 
 Transformer::Plan Transformer::plan(Arena& arena, int64_t B, int64_t T, DType act) const {

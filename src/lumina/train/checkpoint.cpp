@@ -40,15 +40,16 @@ HostView to_host(Backend& be, const Tensor& t) {
 // Named views of a flat buffer laid out like the parameters, with a name suffix.
 std::vector<NamedTensor> named_views(const ParamStore& ps, const Tensor& flat, const std::string& suffix) {
   std::vector<NamedTensor> out;
-  for (const ParamSpec& s : ps.specs())
-    out.push_back({s.name + suffix, flat.slice(s.offset, s.offset + s.shape.numel()).view(s.shape)});
+  for (size_t id = 0; id < ps.specs().size(); ++id)
+    out.push_back({ps.specs()[id].name + suffix, ps.in_layout(flat, static_cast<ParamId>(id))});
   return out;
 }
 
 // Copies every parameter-shaped tensor `name + suffix` of `file` into `flat` (device or host).
 void restore_flat(const SafetensorsFile& file, const ParamStore& ps, Tensor flat, const std::string& suffix) {
   Backend& be = ps.backend();
-  for (const ParamSpec& s : ps.specs()) {
+  for (size_t id = 0; id < ps.specs().size(); ++id) {
+    const ParamSpec& s = ps.specs()[id];
     const std::string name = s.name + suffix;
     LUMINA_CHECK(file.contains(name), "{}: tensor {} is missing (the checkpoint is of another model?)", file.path(), name);
     const Tensor src = file.tensor(name);
@@ -56,7 +57,7 @@ void restore_flat(const SafetensorsFile& file, const ParamStore& ps, Tensor flat
                  src.shape.str(), s.shape.str());
     LUMINA_CHECK(src.dtype == flat.dtype, "{}: tensor {} is {}, expected {}", file.path(), name, dtype_name(src.dtype),
                  dtype_name(flat.dtype));
-    be.copy(flat.slice(s.offset, s.offset + s.shape.numel()).view(s.shape), src);
+    be.copy(ps.in_layout(flat, static_cast<ParamId>(id)), src);
   }
 }
 
