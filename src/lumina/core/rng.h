@@ -12,7 +12,17 @@ namespace lumina {
 std::array<uint32_t, 4> philox4x32_10(std::array<uint32_t, 4> counter, std::array<uint32_t, 2> key);
 
 // What a stream of random numbers is for; keeps streams of one step apart.
-enum class RngPurpose : uint32_t { init = 1, data_shuffle = 2, dropout = 3, routing_noise = 4, sampling = 5, test = 99 };
+enum class RngPurpose : uint32_t {
+  init = 1,
+  data_shuffle = 2,
+  dropout = 3,
+  routing_noise = 4,
+  sampling = 5,
+  expert_dropout = 6,
+  mod_routing = 7,
+  expert_init = 8,
+  test = 99
+};
 
 class Rng {
  public:

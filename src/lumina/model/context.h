@@ -15,6 +15,13 @@ struct ModelContext {
   Tensor weights_flat;
   DType act_dtype = DType::f32;   // activations
   DType stat_dtype = DType::f32;  // saved statistics (rstd, lse, losses): f64 on the f64 path, else f32
+  // Training-only randomness (MoE routing noise and expert dropout, MoD random
+  // routing): off in evaluation and generation. Draws are keyed by
+  // (seed, purpose, step, index) through Rng, so a resumed run draws the same.
+  bool training = false;
+  uint64_t seed = 0;
+  int64_t step = 0;      // optimizer step the forward belongs to
+  int64_t micro = 0;     // micro-batch index within the step
 
   Backend& be() const { return *backend; }
   Tensor weight(ParamId id) const { return params->in_layout(weights_flat, id); }

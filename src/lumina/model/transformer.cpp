@@ -159,6 +159,13 @@ ForwardResult Transformer::forward(const int32_t* tokens, const int32_t* targets
   return result;
 }
 
+void Transformer::set_training_step(bool training, uint64_t seed, int64_t step, int64_t micro) {
+  ctx_.training = training;
+  ctx_.seed = seed;
+  ctx_.step = step;
+  ctx_.micro = micro;
+}
+
 void Transformer::refresh_compute_weights() {
   if (ctx_.weights_flat.data != params_.params_flat().data) ctx_.backend->cast(ctx_.weights_flat, params_.params_flat());
 }

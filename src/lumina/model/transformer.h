@@ -49,6 +49,9 @@ class Transformer {
   ForwardResult forward(const int32_t* tokens, const int32_t* targets, double dloss_per_token);
   // Accumulates (+=) parameter gradients of the last forward's loss.
   void backward();
+  // Sets what the next forward() draws its training-only randomness from
+  // (ModelContext::training, seed, step, micro); evaluation passes training = false.
+  void set_training_step(bool training, uint64_t seed, int64_t step, int64_t micro);
 
   // For inference code (infer/), which runs the same modules with a KV cache.
   const ModelContext& context() const { return ctx_; }

@@ -16,6 +16,7 @@ EvalResult evaluate(Transformer& model, const TokenDataset& data, int64_t batch,
   std::vector<int32_t> inputs(static_cast<size_t>(batch * T)), targets(inputs.size());
   double loss_sum = 0.0;
   int64_t tokens = 0, correct = 0;
+  model.set_training_step(false, 0, 0, 0);
   DataCursor cursor;  // unshuffled split, always from its start: every evaluation sees the same tokens
   for (int64_t b = 0; b < batches; ++b) {
     data.next_batch(cursor, batch, inputs.data(), targets.data());

@@ -166,6 +166,7 @@ TrainSummary train(const RunConfig& cfg, const TrainOptions& opt) {
     const double loss_scale = scaler ? scaler->scale() : 1.0;
     double loss_sum = 0.0;
     for (int64_t a = 0; a < accum; ++a) {
+      model.set_training_step(true, tc.seed, state.step, a);
       const ForwardResult r = model.forward(inputs.data() + a * B * T, targets.data() + a * B * T,
                                             loss_scale / static_cast<double>(valid));
       model.backward();
