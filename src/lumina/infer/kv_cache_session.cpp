@@ -6,7 +6,7 @@ namespace {
 // Everything the session allocates, declared once for both the measuring and the real arena.
 struct SessionTensors {
   std::vector<Tensor> k, v;
-  Tensor tokens, x, norm, rstd, logits, logits_f32, h;
+  Tensor tokens, x, norm, rstd, logits, logits_f32;
   AttentionLayer::Activations attn;
   SwiGLUMlp::Activations mlp;
 };
@@ -30,7 +30,6 @@ SessionTensors plan_session(Arena& arena, const Transformer& m, int64_t P) {
   if (!m.blocks().empty()) {
     s.attn = m.blocks().front().attention().plan(arena, c.act_dtype, c.stat_dtype, 1, P);
     s.mlp = m.blocks().front().mlp().plan(arena, c.act_dtype, P);
-    s.h = arena.alloc(c.act_dtype, Shape{P, cfg.ffn_size()});
   }
   return s;
 }
@@ -54,7 +53,6 @@ KvCacheSession::KvCacheSession(Transformer& model, int64_t max_tokens) : model_(
   logits_f32_ = s.logits_f32;
   attn_ = s.attn;
   mlp_ = s.mlp;
-  h_ = s.h;
   model.refresh_compute_weights();
 }
 
@@ -73,14 +71,13 @@ std::vector<double> KvCacheSession::append(const int32_t* tokens, int64_t n) {
   Tensor x = x_.slice(0, n), norm = norm_.slice(0, n), rstd = rstd_.slice(0, n);
   be.embedding_forward(x, tok, c.weight(model_.embed_tokens_id()));
   const int64_t F = cfg.ffn_size();
-  SwiGLUMlp::Activations mlp{mlp_.gate.prefix(Shape{n, F}), mlp_.up.prefix(Shape{n, F})};
-  Tensor h = h_.prefix(Shape{n, F});
+  SwiGLUMlp::Activations mlp{mlp_.gate.prefix(Shape{n, F}), mlp_.up.prefix(Shape{n, F}), mlp_.h.prefix(Shape{n, F})};
   for (size_t l = 0; l < model_.blocks().size(); ++l) {
     const Block& b = model_.blocks()[l];
     be.rmsnorm_forward(norm, rstd, x, c.weight(b.input_layernorm), b.eps());
     b.attention().forward_cached(c, model_.rope(), norm, x, k_cache_[l], v_cache_[l], length_, attn_);
     be.rmsnorm_forward(norm, rstd, x, c.weight(b.post_attention_layernorm), b.eps());
-    b.mlp().forward(c, norm, x, mlp, h);
+    b.mlp().forward(c, norm, x, mlp);
   }
   Tensor last = x.slice(n - 1, n), last_norm = norm.slice(0, 1);
   be.rmsnorm_forward(last_norm, rstd.slice(0, 1), last, c.weight(model_.final_norm_id()), cfg.rms_norm_eps);

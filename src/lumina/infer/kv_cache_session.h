@@ -27,7 +27,7 @@ class KvCacheSession {
   int64_t length_ = 0;
   Arena arena_;
   std::vector<Tensor> k_cache_, v_cache_;  // per layer (P, Hkv, D)
-  Tensor tokens_, x_, norm_, rstd_, logits_, logits_f32_, h_;
+  Tensor tokens_, x_, norm_, rstd_, logits_, logits_f32_;
   AttentionLayer::Activations attn_;
   SwiGLUMlp::Activations mlp_;
 };

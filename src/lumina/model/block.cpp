@@ -43,7 +43,7 @@ void Block::forward(const ModelContext& c, const RopeTables& rope, const Tensor&
   attn_.forward(c, rope, s.norm, a.mid, a.attn);
   be.rmsnorm_forward(s.norm, a.ffn_rstd, a.mid, c.weight(post_attention_layernorm), eps_);
   be.copy(out, a.mid);
-  mlp_.forward(c, s.norm, out, a.mlp, s.mlp.h);
+  mlp_.forward(c, s.norm, out, a.mlp);
 }
 
 void Block::backward(const ModelContext& c, const RopeTables& rope, const Tensor& x, Tensor dresid,

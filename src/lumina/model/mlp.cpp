@@ -13,26 +13,27 @@ SwiGLUMlp::SwiGLUMlp(ParamStore& ps, const ModelConfig& cfg, const std::string& 
 }
 
 SwiGLUMlp::Activations SwiGLUMlp::plan(Arena& arena, DType act, int64_t N) const {
-  return Activations{arena.alloc(act, Shape{N, ffn_}), arena.alloc(act, Shape{N, ffn_})};
+  Activations a;
+  for (Tensor* t : {&a.gate, &a.up, &a.h}) *t = arena.alloc(act, Shape{N, ffn_});
+  return a;
 }
 
 SwiGLUMlp::Scratch SwiGLUMlp::plan_scratch(Arena& arena, DType act, int64_t N) const {
   Scratch s;
-  for (Tensor* t : {&s.h, &s.dgate, &s.dup, &s.dh}) *t = arena.alloc(act, Shape{N, ffn_});
+  for (Tensor* t : {&s.dgate, &s.dup, &s.dh}) *t = arena.alloc(act, Shape{N, ffn_});
   return s;
 }
 
-void SwiGLUMlp::forward(const ModelContext& c, const Tensor& x, Tensor residual, Activations& a, Tensor h) const {
+void SwiGLUMlp::forward(const ModelContext& c, const Tensor& x, Tensor residual, Activations& a) const {
   linear_forward(c, a.gate, x, gate_proj);
   linear_forward(c, a.up, x, up_proj);
-  c.be().swiglu_forward(h, a.gate, a.up);
-  linear_forward(c, residual, h, down_proj, 1.0);
+  c.be().swiglu_forward(a.h, a.gate, a.up);
+  linear_forward(c, residual, a.h, down_proj, 1.0);
 }
 
 void SwiGLUMlp::backward(const ModelContext& c, const Tensor& x, const Tensor& dresidual, Tensor dx,
                          const Activations& a, Scratch& s) const {
-  c.be().swiglu_forward(s.h, a.gate, a.up);  // recompute h for down_proj's weight gradient
-  linear_backward(c, s.dh, dresidual, s.h, down_proj);
+  linear_backward(c, s.dh, dresidual, a.h, down_proj);
   c.be().swiglu_backward(s.dgate, s.dup, s.dh, a.gate, a.up);
   linear_backward(c, dx, s.dgate, x, gate_proj);
   linear_backward(c, dx, s.dup, x, up_proj, 1.0);
