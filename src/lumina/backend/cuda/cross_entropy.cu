@@ -1,9 +1,12 @@
 // Cross-entropy over one chunk of rows, fused: one block per row.
-//   pass 1: online max / sum-exp (rescaled when the max grows), the row's argmax
-//           (first index on ties; skipped when argmax is empty) and logits[target]:
-//           losses[n] = lse - logits[n, target], lse = max + log(sum exp(x - max));
-//   pass 2 (when dlosses is given): logits[n, :] = dlosses[n] * (softmax - onehot(target)),
-//           written in place in the logits' dtype.
+//   losses[n] = lse - logits[n, target], lse = max + log(sum exp(x - max)), with the
+//   row's argmax (first index on ties; skipped when argmax is empty); then, when
+//   dlosses is given, logits[n, :] = dlosses[n] * (softmax - onehot(target)),
+//   written in place in the logits' dtype.
+// Rows of up to kMaxThreads * kMaxThreadPacks packs (V <= 32768 in bf16/f16)
+// are read once into registers: max and argmax, then sum exp, then the gradient,
+// all from registers. Longer rows take two streaming passes with an online
+// max / sum-exp (rescaled when the max grows).
 // Masked rows (target < 0): loss 0 and gradient 0, argmax still computed. A target
 // >= V raises kTargetOutOfRange (thrown at the next sync); its loss is NaN.
 // logits f32, bf16 or f16 (math in f32); losses and dlosses f32; targets, argmax i32.
@@ -19,6 +22,7 @@ namespace {
 using namespace cuda;
 
 constexpr int kMaxThreads = 512;
+constexpr int kMaxThreadPacks = 8;  // packs per thread held in registers by the register kernel
 
 // Running softmax statistics and argmax of a set of logits.
 struct RowStats {
@@ -74,6 +78,85 @@ __device__ RowStats block_merge(RowStats s) {
   if (lane < static_cast<int>(blockDim.x >> 5)) t = warp_stats[lane];
   for (int offset = 16; offset > 0; offset >>= 1) t.merge(shuffle_xor(t, offset));
   return t;
+}
+
+// (value, index) of the row maximum: larger value wins, the lower index on ties.
+struct ArgMax {
+  float value;  // -inf when empty
+  int index;    // -1 when empty
+
+  __device__ void merge(float v, int i) {
+    if (i >= 0 && (index < 0 || v > value || (v == value && i < index))) {
+      value = v;
+      index = i;
+    }
+  }
+};
+
+__device__ ArgMax block_argmax(ArgMax a) {
+  __shared__ ArgMax warp_best[32];
+  for (int offset = 16; offset > 0; offset >>= 1)
+    a.merge(__shfl_xor_sync(0xffffffffu, a.value, offset), __shfl_xor_sync(0xffffffffu, a.index, offset));
+  const int lane = static_cast<int>(threadIdx.x & 31u), warp = static_cast<int>(threadIdx.x >> 5);
+  __syncthreads();
+  if (lane == 0) warp_best[warp] = a;
+  __syncthreads();
+  ArgMax t{-INFINITY, -1};
+  if (lane < static_cast<int>(blockDim.x >> 5)) t = warp_best[lane];
+  for (int offset = 16; offset > 0; offset >>= 1)
+    t.merge(__shfl_xor_sync(0xffffffffu, t.value, offset), __shfl_xor_sync(0xffffffffu, t.index, offset));
+  return t;
+}
+
+// Thread t holds packs t, t + blockDim.x, ... (< packs, at most MAXP) of its row.
+template <class T, int VEC, int MAXP>
+__global__ void cross_entropy_registers_kernel(T* logits, float* losses, int32_t* argmax, const int32_t* targets,
+                                               const float* dlosses, int64_t rows, int64_t vocab,
+                                               unsigned* errors) {
+  const int64_t packs = vocab / VEC;
+  for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
+    T* x = logits + row * vocab;
+    const int32_t target = targets[row];
+    const bool bad_target = target >= vocab;
+    Pack<T, VEC> v[MAXP];
+    ArgMax best{-INFINITY, -1};
+#pragma unroll
+    for (int j = 0; j < MAXP; ++j) {
+      const int64_t p = threadIdx.x + static_cast<int64_t>(j) * blockDim.x;
+      if (p >= packs) continue;
+      v[j] = load_pack<VEC>(x + p * VEC);
+      for (int k = 0; k < VEC; ++k) best.merge(to_f32(v[j].v[k]), static_cast<int>(p * VEC + k));
+    }
+    best = block_argmax(best);
+    const float max = best.value;
+    float sum_exp = 0.0f;
+    if (max != -INFINITY) {
+#pragma unroll
+      for (int j = 0; j < MAXP; ++j) {
+        if (threadIdx.x + static_cast<int64_t>(j) * blockDim.x >= packs) continue;
+        for (int k = 0; k < VEC; ++k) sum_exp += expf(to_f32(v[j].v[k]) - max);
+      }
+    }
+    const float lse = max + logf(block_sum(sum_exp));
+    if (threadIdx.x == 0) {
+      if (bad_target) atomicOr(errors, kTargetOutOfRange);
+      losses[row] = target < 0 ? 0.0f : (bad_target ? NAN : lse - to_f32(x[target]));
+      if (argmax) argmax[row] = best.index;
+    }
+    if (dlosses == nullptr) continue;
+    __syncthreads();  // thread 0 has read x[target] before it is overwritten
+    const float scale = (target < 0 || bad_target) ? 0.0f : dlosses[row];
+#pragma unroll
+    for (int j = 0; j < MAXP; ++j) {
+      const int64_t p = threadIdx.x + static_cast<int64_t>(j) * blockDim.x;
+      if (p >= packs) continue;
+      for (int k = 0; k < VEC; ++k) {
+        const float prob = expf(to_f32(v[j].v[k]) - lse);
+        v[j].v[k] = from_f32<T>(scale * (prob - (p * VEC + k == target ? 1.0f : 0.0f)));
+      }
+      store_pack<VEC>(x + p * VEC, v[j]);
+    }
+  }
 }
 
 template <class T, int VEC>
@@ -149,7 +232,12 @@ void CudaBackend::cross_entropy(Tensor logits, Tensor losses, Tensor argmax, con
     const auto* dl = static_cast<const float*>(dlosses.data);
     constexpr int kVec = kPack16<T>;
     const unsigned blocks = grid_blocks(rows, 1, 65535);
-    if (vocab % kVec == 0 && aligned_16(lp))
+    const bool packed = vocab % kVec == 0 && aligned_16(lp);
+    if (packed && vocab / kVec <= int64_t{kMaxThreads} * kMaxThreadPacks)
+      cross_entropy_registers_kernel<T, kVec, kMaxThreadPacks>
+          <<<blocks, row_threads((vocab / kVec + kMaxThreadPacks - 1) / kMaxThreadPacks, kMaxThreads), 0, stream_>>>(
+              lp, losses_p, argmax_p, targets_p, dl, rows, vocab, device_errors_);
+    else if (packed)
       cross_entropy_kernel<T, kVec><<<blocks, row_threads(vocab / kVec, kMaxThreads), 0, stream_>>>(
           lp, losses_p, argmax_p, targets_p, dl, rows, vocab, device_errors_);
     else

@@ -1,5 +1,8 @@
 #include "lumina/backend/cuda/gemm_runner.h"
 
+#include <cstdlib>
+#include <string_view>
+
 #include "lumina/backend/cuda/cuda_check.h"
 #include "lumina/core/error.h"
 
@@ -33,6 +36,8 @@ struct GemmRunner::Plan {
   cublasLtMatrixLayout_t second = nullptr;  // a: column-major view of row-major a
   cublasLtMatrixLayout_t out = nullptr;     // c and d: (n, m) column-major
   cublasLtMatmulAlgo_t algo{};
+  // The heuristic's top candidates until the first run times them (empty after).
+  std::vector<cublasLtMatmulHeuristicResult_t> candidates;
 
   ~Plan() {
     if (out) cublasLtMatrixLayoutDestroy(out);
@@ -43,6 +48,8 @@ struct GemmRunner::Plan {
 };
 
 GemmRunner::GemmRunner() {
+  const char* autotune = std::getenv("LUMINA_GEMM_AUTOTUNE");
+  autotune_ = autotune == nullptr || std::string_view(autotune) != "0";
   LUMINA_CUBLAS_CHECK(cublasLtCreate(&handle_));
   LUMINA_CUDA_CHECK(cudaMalloc(&workspace_, kWorkspaceBytes));
 }
@@ -97,23 +104,65 @@ GemmRunner::Plan& GemmRunner::plan(const GemmProblem& p) {
                                        sizeof(p.align_c));
   cublasLtMatmulPreferenceSetAttribute(preference, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &p.align_c,
                                        sizeof(p.align_c));
-  cublasLtMatmulHeuristicResult_t result{};
+  cublasLtMatmulHeuristicResult_t results[kCandidates]{};
   int found = 0;
   const cublasStatus_t status = cublasLtMatmulAlgoGetHeuristic(handle_, plan->op, plan->first, plan->second,
-                                                               plan->out, plan->out, preference, 1, &result, &found);
+                                                               plan->out, plan->out, preference, kCandidates,
+                                                               results, &found);
   cublasLtMatmulPreferenceDestroy(preference);
   LUMINA_CHECK(status == CUBLAS_STATUS_SUCCESS && found > 0,
                "gemm: cuBLASLt has no algorithm for ({}x{}) @ ({}x{}), a/b {}, c {}, trans_a {}, trans_b {} ({})",
                p.m, p.k, p.k, p.n, dtype_name(p.ab), dtype_name(p.c), p.trans_a, p.trans_b,
                cublasLtGetStatusString(status));
-  plan->algo = result.algo;
+  plan->candidates.assign(results, results + found);
+  plan->algo = results[0].algo;
   slot = std::move(plan);
   return *slot;
+}
+
+void GemmRunner::autotune(Plan& pl, const GemmProblem& p, const void* c, const void* a, const void* b, float alpha,
+                          float beta, cudaStream_t stream) {
+  // Each candidate writes d into a temporary buffer (c is read when beta != 0, never written):
+  // one untimed run, then kTimedRuns timed back to back; the smallest total wins.
+  constexpr int kTimedRuns = 3;
+  const size_t d_bytes = static_cast<size_t>(p.m * p.n) * dtype_size_bytes(p.c);
+  void* d = nullptr;
+  LUMINA_CUDA_CHECK(cudaMalloc(&d, d_bytes));
+  cudaEvent_t start = nullptr, stop = nullptr;
+  LUMINA_CUDA_CHECK(cudaEventCreate(&start));
+  LUMINA_CUDA_CHECK(cudaEventCreate(&stop));
+  float best_ms = 0.0f;
+  size_t best = 0;
+  for (size_t i = 0; i < pl.candidates.size(); ++i) {
+    const cublasLtMatmulAlgo_t* algo = &pl.candidates[i].algo;
+    auto launch = [&] {
+      return cublasLtMatmul(handle_, pl.op, &alpha, b, pl.first, a, pl.second, &beta, c, pl.out, d, pl.out, algo,
+                            workspace_, kWorkspaceBytes, stream);
+    };
+    if (launch() != CUBLAS_STATUS_SUCCESS) continue;  // a candidate may refuse these pointers; skip it
+    LUMINA_CUDA_CHECK(cudaEventRecord(start, stream));
+    for (int r = 0; r < kTimedRuns; ++r) LUMINA_CUBLAS_CHECK(launch());
+    LUMINA_CUDA_CHECK(cudaEventRecord(stop, stream));
+    LUMINA_CUDA_CHECK(cudaEventSynchronize(stop));
+    float ms = 0.0f;
+    LUMINA_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
+    if (i == 0 || ms < best_ms) {
+      best_ms = ms;
+      best = i;
+    }
+  }
+  cudaEventDestroy(stop);
+  cudaEventDestroy(start);
+  LUMINA_CUDA_CHECK(cudaFree(d));
+  pl.algo = pl.candidates[best].algo;
+  pl.candidates.clear();
+  pl.candidates.shrink_to_fit();
 }
 
 void GemmRunner::run(const GemmProblem& p, void* c, const void* a, const void* b, float alpha, float beta,
                      cudaStream_t stream) {
   Plan& pl = plan(p);
+  if (pl.candidates.size() > 1 && autotune_) autotune(pl, p, c, a, b, alpha, beta, stream);
   LUMINA_CUBLAS_CHECK(cublasLtMatmul(handle_, pl.op, &alpha, b, pl.first, a, pl.second, &beta, c, pl.out, c,
                                      pl.out, &pl.algo, workspace_, kWorkspaceBytes, stream));
 }

@@ -7,9 +7,17 @@
 // cuBLASLt sees m = N, n = M with b as its first operand.
 //
 // One handle and one 32 MiB workspace per runner, allocated once. The matmul
-// descriptor, the three layouts and the heuristic's algorithm are cached per
-// problem (shape, transposes, dtypes, pointer alignments): after the first
-// call of a shape, a gemm is one map lookup and one cublasLtMatmul.
+// descriptor, the three layouts and the algorithm are cached per problem
+// (shape, transposes, dtypes, pointer alignments): after the first call of a
+// shape, a gemm is one map lookup and one cublasLtMatmul.
+//
+// Autotuning: the first call of a problem times cuBLASLt's top kCandidates
+// heuristic algorithms on the real operands (into a temporary output, so c is
+// untouched) and keeps the fastest. The heuristic's first choice is often not
+// the fastest for the thin shapes of a transformer (k/v projections, weight
+// gradients). The choice can differ between processes, so GPU results are not
+// bitwise reproducible across runs; LUMINA_GEMM_AUTOTUNE=0 keeps the
+// heuristic's first choice instead.
 #include <cublasLt.h>
 #include <cuda_runtime_api.h>
 
@@ -17,6 +25,7 @@
 #include <map>
 #include <memory>
 #include <tuple>
+#include <vector>
 
 #include "lumina/core/dtype.h"
 
@@ -35,6 +44,7 @@ struct GemmProblem {
 class GemmRunner {
  public:
   static constexpr size_t kWorkspaceBytes = size_t{32} << 20;
+  static constexpr int kCandidates = 8;
 
   GemmRunner();  // on the current device
   ~GemmRunner();
@@ -51,9 +61,12 @@ class GemmRunner {
  private:
   struct Plan;
   Plan& plan(const GemmProblem& p);
+  void autotune(Plan& pl, const GemmProblem& p, const void* c, const void* a, const void* b, float alpha, float beta,
+                cudaStream_t stream);
 
   cublasLtHandle_t handle_ = nullptr;
   void* workspace_ = nullptr;
+  bool autotune_ = true;
   std::map<decltype(GemmProblem{}.key()), std::unique_ptr<Plan>> plans_;
 };
 

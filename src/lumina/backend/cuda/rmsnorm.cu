@@ -1,14 +1,21 @@
-// RMSNorm, forward and backward (one block per row, 16-byte packs).
+// RMSNorm, forward and backward (16-byte packs).
 //   forward:  rstd (N) = 1 / sqrt(mean_c(x^2) + eps);  y (N, C) = x * rstd * w.
 //   backward: dx (N, C) += rstd * (w*dy - x * rstd^2 * mean_c(w*dy*x))   (accumulates: residual stream)
 //             dw (C) f32 += sum_n dy * x * rstd
-// dw without atomics: each of P <= kMaxPartials blocks walks rows blockIdx.x,
-// blockIdx.x + P, ... and keeps its own dw partial in shared memory (each thread
-// owns fixed columns); a second kernel adds the P partials in block order.
-// P depends only on N and C, so results are bitwise reproducible.
+// Rows of up to 32 * kMaxLanePacks packs (C <= 2048 in bf16/f16, 1024 in f32)
+// take one warp per row: the row stays in registers between the reduction and
+// the update, and the row sum is a warp shuffle (no block barrier per row).
+// Wider or unaligned rows take one block per row.
+// dw without atomics: each of P <= kMaxPartials blocks walks a fixed set of
+// rows and keeps its own dw partial (registers per warp, then shared memory,
+// each thread owning fixed columns); a second kernel adds the P partials in
+// block order. P depends only on N and C, so results are bitwise reproducible.
 // x, y, w, dy, dx share one dtype (f32, bf16, f16); rstd and dw are f32.
 #include "lumina/backend/cuda/cuda_backend_impl.h"
 #include "lumina/backend/cuda/cuda_utils.cuh"
+
+#include <algorithm>
+#include <type_traits>
 
 namespace lumina {
 
@@ -18,6 +25,117 @@ using namespace cuda;
 
 constexpr int64_t kMaxPartials = 1024;  // ~8 blocks per SM on an H100: rows in flight hide memory latency
 constexpr size_t kDefaultSharedBytes = 48 * 1024;
+constexpr int kMaxLanePacks = 8;         // packs per lane held in registers by the warp-per-row kernels
+constexpr int kRowWarps = 8;             // warps (rows in flight) per block of the warp-per-row kernels
+
+// ---- one warp per row --------------------------------------------------------------------
+// Lane l owns packs l, l + 32, ... (< packs) of every row it visits; MAXP bounds
+// their count (a compile-time size keeps them in registers).
+template <class T, int VEC, int MAXP>
+__global__ void rmsnorm_forward_warp_kernel(T* y, float* rstd, const T* x, const T* w, int64_t rows, int64_t packs,
+                                            float eps) {
+  const int lane = static_cast<int>(threadIdx.x & 31u);
+  const int64_t warp = blockIdx.x * static_cast<int64_t>(blockDim.x >> 5) + (threadIdx.x >> 5);
+  const int64_t warps = static_cast<int64_t>(gridDim.x) * (blockDim.x >> 5);
+  const float channels = static_cast<float>(packs * VEC);
+  Pack<T, VEC> wv[MAXP];
+#pragma unroll
+  for (int j = 0; j < MAXP; ++j)
+    if (lane + 32 * j < packs) wv[j] = load_pack<VEC>(w + (lane + 32 * j) * VEC);
+  for (int64_t row = warp; row < rows; row += warps) {
+    const T* xr = x + row * packs * VEC;
+    T* yr = y + row * packs * VEC;
+    Pack<T, VEC> xv[MAXP];
+    float sum_squares = 0.0f;
+#pragma unroll
+    for (int j = 0; j < MAXP; ++j) {
+      if (lane + 32 * j >= packs) continue;
+      xv[j] = load_pack<VEC>(xr + (lane + 32 * j) * VEC);
+      for (int k = 0; k < VEC; ++k) sum_squares += to_f32(xv[j].v[k]) * to_f32(xv[j].v[k]);
+    }
+    const float r = rsqrtf(warp_sum(sum_squares) / channels + eps);
+    if (lane == 0) rstd[row] = r;
+#pragma unroll
+    for (int j = 0; j < MAXP; ++j) {
+      if (lane + 32 * j >= packs) continue;
+      Pack<T, VEC> yv;
+      for (int k = 0; k < VEC; ++k) yv.v[k] = from_f32<T>(to_f32(xv[j].v[k]) * r * to_f32(wv[j].v[k]));
+      store_pack<VEC>(yr + (lane + 32 * j) * VEC, yv);
+    }
+  }
+}
+
+// Block b handles rows b * kRowWarps + warp, stepping by gridDim.x * kRowWarps;
+// dw_partials (gridDim.x, C): the block's sum over those rows of dy * x * rstd,
+// its warps added in warp order.
+template <class T, int VEC, int MAXP>
+__global__ void rmsnorm_backward_warp_kernel(T* dx, float* dw_partials, const T* dy, const T* x, const T* w,
+                                             const float* rstd, int64_t rows, int64_t packs) {
+  extern __shared__ float dw_block[];  // (C)
+  const int lane = static_cast<int>(threadIdx.x & 31u), warp_in_block = static_cast<int>(threadIdx.x >> 5);
+  const int64_t channels = packs * VEC;
+  Pack<T, VEC> wv[MAXP];
+  float dw_lane[MAXP][VEC];
+#pragma unroll
+  for (int j = 0; j < MAXP; ++j) {
+    if (lane + 32 * j < packs) wv[j] = load_pack<VEC>(w + (lane + 32 * j) * VEC);
+    for (int k = 0; k < VEC; ++k) dw_lane[j][k] = 0.0f;
+  }
+  const int64_t first = blockIdx.x * static_cast<int64_t>(kRowWarps) + warp_in_block;
+  for (int64_t row = first; row < rows; row += static_cast<int64_t>(gridDim.x) * kRowWarps) {
+    const int64_t offset = row * channels;
+    const float r = rstd[row];
+    Pack<T, VEC> xv[MAXP], dyv[MAXP];
+    float dot = 0.0f;  // sum_c w * dy * x
+#pragma unroll
+    for (int j = 0; j < MAXP; ++j) {
+      if (lane + 32 * j >= packs) continue;
+      xv[j] = load_pack<VEC>(x + offset + (lane + 32 * j) * VEC);
+      dyv[j] = load_pack<VEC>(dy + offset + (lane + 32 * j) * VEC);
+      for (int k = 0; k < VEC; ++k) dot += to_f32(wv[j].v[k]) * to_f32(dyv[j].v[k]) * to_f32(xv[j].v[k]);
+    }
+    const float coef = r * r * warp_sum(dot) / static_cast<float>(channels);  // rstd^2 * mean(w dy x)
+#pragma unroll
+    for (int j = 0; j < MAXP; ++j) {
+      if (lane + 32 * j >= packs) continue;
+      T* dxp = dx + offset + (lane + 32 * j) * VEC;
+      Pack<T, VEC> dxv = load_pack<VEC>(dxp);
+      for (int k = 0; k < VEC; ++k) {
+        const float xk = to_f32(xv[j].v[k]), dyk = to_f32(dyv[j].v[k]);
+        dxv.v[k] = from_f32<T>(to_f32(dxv.v[k]) + r * (to_f32(wv[j].v[k]) * dyk - xk * coef));
+        dw_lane[j][k] += dyk * xk * r;
+      }
+      store_pack<VEC>(dxp, dxv);
+    }
+  }
+  // dw_block = sum over the block's warps, in warp order.
+  for (int wi = 0; wi < kRowWarps; ++wi) {
+    if (warp_in_block == wi) {
+#pragma unroll
+      for (int j = 0; j < MAXP; ++j) {
+        if (lane + 32 * j >= packs) continue;
+        for (int k = 0; k < VEC; ++k) {
+          float& slot = dw_block[(lane + 32 * j) * VEC + k];
+          slot = wi == 0 ? dw_lane[j][k] : slot + dw_lane[j][k];
+        }
+      }
+    }
+    __syncthreads();
+  }
+  for (int64_t c = threadIdx.x; c < channels; c += blockDim.x) dw_partials[blockIdx.x * channels + c] = dw_block[c];
+}
+
+// Calls f(std::integral_constant<int, MAXP>) with the smallest MAXP in {1, 2, 4, 8}
+// that holds `lane_packs` packs per lane.
+template <class F>
+void dispatch_lane_packs(int64_t lane_packs, F&& f) {
+  if (lane_packs <= 1) f(std::integral_constant<int, 1>{});
+  else if (lane_packs <= 2) f(std::integral_constant<int, 2>{});
+  else if (lane_packs <= 4) f(std::integral_constant<int, 4>{});
+  else f(std::integral_constant<int, kMaxLanePacks>{});
+}
+
+// ---- one block per row -----------------------------------------------------------------
 
 template <class T, int VEC>
 __global__ void rmsnorm_forward_kernel(T* y, float* rstd, const T* x, const T* w, int64_t rows, int64_t packs,
@@ -120,7 +238,16 @@ void CudaBackend::rmsnorm_forward(Tensor y, Tensor rstd, const Tensor& x, const 
     auto* rp = static_cast<float*>(rstd.data);
     constexpr int kVec = kPack16<T>;
     const unsigned blocks = grid_blocks(rows, 1, 65535);
-    if (channels % kVec == 0 && aligned_16(yp) && aligned_16(xp) && aligned_16(wp))
+    const bool packed = channels % kVec == 0 && aligned_16(yp) && aligned_16(xp) && aligned_16(wp);
+    const int64_t lane_packs = (channels / kVec + 31) / 32;
+    if (packed && lane_packs <= kMaxLanePacks)
+      dispatch_lane_packs(lane_packs, [&](auto maxp) {
+        rmsnorm_forward_warp_kernel<T, kVec, decltype(maxp)::value>
+            <<<grid_blocks(rows, kRowWarps, 65535), 32 * kRowWarps, 0, stream_>>>(yp, rp, xp, wp, rows,
+                                                                                  channels / kVec,
+                                                                                  static_cast<float>(eps));
+      });
+    else if (packed)
       rmsnorm_forward_kernel<T, kVec><<<blocks, row_threads(channels / kVec, 1024), 0, stream_>>>(
           yp, rp, xp, wp, rows, channels / kVec, static_cast<float>(eps));
     else
@@ -147,11 +274,6 @@ void CudaBackend::rmsnorm_backward(Tensor dx, Tensor dw, const Tensor& dy, const
   if (rows == 0 || channels == 0) return;
   NvtxRange range(op);
   const size_t row_bytes = static_cast<size_t>(channels) * sizeof(float);
-  int64_t partials = rows < kMaxPartials ? rows : kMaxPartials;
-  if (static_cast<size_t>(partials) * row_bytes > kScratchBytes)
-    partials = static_cast<int64_t>(kScratchBytes / row_bytes);
-  LUMINA_CHECK(partials >= 1, "{}: C = {} is too wide for the scratch reserve", op, channels);
-  auto* dw_partials = static_cast<float*>(scratch(static_cast<size_t>(partials) * row_bytes, op));
   dispatch_float(x.dtype, op, [&](auto tag) {
     using T = decltype(tag);
     auto* dxp = static_cast<T*>(dx.data);
@@ -161,18 +283,38 @@ void CudaBackend::rmsnorm_backward(Tensor dx, Tensor dw, const Tensor& dy, const
     const auto* rp = static_cast<const float*>(rstd.data);
     constexpr int kVec = kPack16<T>;
     const bool packed = channels % kVec == 0 && aligned_16(dxp) && aligned_16(dyp) && aligned_16(xp) && aligned_16(wp);
-    auto kernel = packed ? rmsnorm_backward_kernel<T, kVec> : rmsnorm_backward_kernel<T, 1>;
-    const int vec = packed ? kVec : 1;
-    if (row_bytes > kDefaultSharedBytes)
-      LUMINA_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                             static_cast<int>(row_bytes)));
-    kernel<<<static_cast<unsigned>(partials), row_threads(channels / vec, 1024), row_bytes, stream_>>>(
-        dxp, dw_partials, dyp, xp, wp, rp, rows, channels / vec);
+    const int64_t row_lane_packs = (channels / kVec + 31) / 32;
+    const bool warp_rows = packed && row_lane_packs <= kMaxLanePacks;
+    // Partials: one per block; a warp-per-row block covers kRowWarps rows per stride.
+    int64_t partials = std::min<int64_t>(warp_rows ? (rows + kRowWarps - 1) / kRowWarps : rows, kMaxPartials);
+    if (static_cast<size_t>(partials) * row_bytes > kScratchBytes)
+      partials = static_cast<int64_t>(kScratchBytes / row_bytes);
+    LUMINA_CHECK(partials >= 1, "{}: C = {} is too wide for the scratch reserve", op, channels);
+    auto* dw_partials = static_cast<float*>(scratch(static_cast<size_t>(partials) * row_bytes, op));
+    auto set_shared = [&](auto kernel) {
+      if (row_bytes > kDefaultSharedBytes)
+        LUMINA_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                               static_cast<int>(row_bytes)));
+    };
+    if (warp_rows) {
+      dispatch_lane_packs(row_lane_packs, [&](auto maxp) {
+        auto kernel = rmsnorm_backward_warp_kernel<T, kVec, decltype(maxp)::value>;
+        set_shared(kernel);
+        kernel<<<static_cast<unsigned>(partials), 32 * kRowWarps, row_bytes, stream_>>>(dxp, dw_partials, dyp, xp,
+                                                                                        wp, rp, rows, channels / kVec);
+      });
+    } else {
+      auto kernel = packed ? rmsnorm_backward_kernel<T, kVec> : rmsnorm_backward_kernel<T, 1>;
+      const int vec = packed ? kVec : 1;
+      set_shared(kernel);
+      kernel<<<static_cast<unsigned>(partials), row_threads(channels / vec, 1024), row_bytes, stream_>>>(
+          dxp, dw_partials, dyp, xp, wp, rp, rows, channels / vec);
+    }
+    LUMINA_CUDA_CHECK_LAUNCH();
+    rmsnorm_dw_reduce_kernel<<<grid_blocks(channels, 256, 1024), 256, 0, stream_>>>(
+        static_cast<float*>(dw.data), dw_partials, partials, channels);
     LUMINA_CUDA_CHECK_LAUNCH();
   });
-  rmsnorm_dw_reduce_kernel<<<grid_blocks(channels, 256, 1024), 256, 0, stream_>>>(
-      static_cast<float*>(dw.data), dw_partials, partials, channels);
-  LUMINA_CUDA_CHECK_LAUNCH();
 }
 
 }  // namespace lumina
