@@ -33,6 +33,17 @@ std::vector<float> random_values(int64_t n, uint64_t seed, DType t, double std) 
   return rounded(std::move(v), t);
 }
 
+void rope_tables(int64_t positions, int64_t half_dim, DType t, std::vector<float>& cos, std::vector<float>& sin) {
+  cos.resize(static_cast<size_t>(positions * half_dim));
+  sin.resize(cos.size());
+  for (int64_t p = 0; p < positions; ++p)
+    for (int64_t i = 0; i < half_dim; ++i) {
+      const double angle = static_cast<double>(p) * std::pow(10000.0, -static_cast<double>(i) / half_dim);
+      cos[static_cast<size_t>(p * half_dim + i)] = round_to(t, static_cast<float>(std::cos(angle)));
+      sin[static_cast<size_t>(p * half_dim + i)] = round_to(t, static_cast<float>(std::sin(angle)));
+    }
+}
+
 double relative_error(const std::vector<float>& out, const std::vector<float>& ref) {
   EXPECT_EQ(out.size(), ref.size());
   double diff = 0.0, norm = 0.0;

@@ -38,6 +38,9 @@ std::vector<float> rounded(std::vector<float> v, DType t);
 // n values ~ N(0, std^2) from the project RNG (seeded), rounded to dtype t.
 std::vector<float> random_values(int64_t n, uint64_t seed, DType t, double std = 1.0);
 
+// RoPE tables cos/sin (positions, half_dim): angle p * 10000^(-i/half_dim), rounded to t.
+void rope_tables(int64_t positions, int64_t half_dim, DType t, std::vector<float>& cos, std::vector<float>& sin);
+
 // ||out - ref|| / ||ref||; NaN when out holds a NaN.
 double relative_error(const std::vector<float>& out, const std::vector<float>& ref);
 

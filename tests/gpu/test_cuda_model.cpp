@@ -32,7 +32,7 @@ std::vector<double> first_losses(Backend& be, DType act, int steps, double loss_
   for (int s = 0; s < steps; ++s) {
     model.params().zero_grads();
     const ForwardResult r = model.forward(tokens.data(), targets.data(), loss_scale / 1000.0);
-    model.backward();
+    model.backward(0.0);  // dense: no auxiliary losses
     opt.step(3e-3, clip_scale(grad_global_norm(model.params()) / loss_scale, 1.0) / loss_scale);
     losses.push_back(r.loss_sum / static_cast<double>(r.valid_tokens));
   }

@@ -1,24 +1,10 @@
 // RoPE forward and backward (in place) against the CPU backend, with cos/sin
 // tables in x's dtype and in f32, and a position offset (KV-cache decoding).
 // Bounds per x's dtype (cuda_parity.h). Backward after forward restores x.
-#include <cmath>
-
 #include "cuda_parity.h"
 
 namespace lumina::test {
 namespace {
-
-// cos/sin tables (positions, half_dim): angle p * theta^(-2i/D), rounded to t.
-void rope_tables(int64_t positions, int64_t half_dim, DType t, std::vector<float>& cos, std::vector<float>& sin) {
-  cos.resize(static_cast<size_t>(positions * half_dim));
-  sin.resize(cos.size());
-  for (int64_t p = 0; p < positions; ++p)
-    for (int64_t i = 0; i < half_dim; ++i) {
-      const double angle = static_cast<double>(p) * std::pow(10000.0, -static_cast<double>(i) / half_dim);
-      cos[static_cast<size_t>(p * half_dim + i)] = round_to(t, static_cast<float>(std::cos(angle)));
-      sin[static_cast<size_t>(p * half_dim + i)] = round_to(t, static_cast<float>(std::sin(angle)));
-    }
-}
 
 using CudaRope = CudaParity;
 

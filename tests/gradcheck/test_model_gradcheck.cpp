@@ -34,7 +34,7 @@ void check_model_gradients(bool tied) {
 
   model.params().zero_grads();
   model.forward(tokens.data(), targets.data(), inv_count);
-  model.backward();
+  model.backward(0.0);  // dense: no auxiliary losses
 
   ParamStore& ps = model.params();
   const Rng pick(7, RngPurpose::test, tied ? 1 : 2);

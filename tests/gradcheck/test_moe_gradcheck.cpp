@@ -1,6 +1,9 @@
 // fp64 finite-difference check of the MoE feed-forward layer w.r.t. x, the
 // router and the three expert tensors, top-1 and top-2, with and without
-// capacity drops, temperature != 1, with the aux and z losses in the scalar:
+// capacity drops, temperature != 1, in training with routing noise and expert
+// dropout (the draws are fixed by the context's seed and step, so every
+// evaluation sees the same noise and mask) and with a pruned expert, with the
+// aux and z losses in the scalar:
 //   L = sum(out * R) + dloss_scale * (aux + z),  out = residual0 + moe(x).
 // Central differences must not cross a top-k or capacity boundary: every
 // +h / -h evaluation asserts that the choices and the kept mask are those of
@@ -29,6 +32,9 @@ struct Case {
   double capacity_factor;
   bool dropless;
   bool expect_drops;
+  double noise_std = 0.0;      // > 0 or dropout > 0: a training pass (ModelContext::training)
+  double dropout = 0.0;
+  int64_t pruned_expert = -1;  // >= 0: that expert is pruned (moe_layout)
 };
 
 void fill_random(double* p, int64_t n, uint64_t stream, double std) {
@@ -49,13 +55,23 @@ void check_moe_gradients(const Case& cs) {
   cfg.routing_temperature = 0.7;
   cfg.load_balancing_weight = 0.3;
   cfg.router_z_loss_weight = 0.2;
+  cfg.routing_noise_std = cs.noise_std;
+  cfg.expert_dropout = cs.dropout;
+  if (cs.pruned_expert >= 0) {
+    cfg.num_experts = kExperts + 1;  // keep kExperts routable
+    cfg.moe_layout[0] = std::vector<uint8_t>(kExperts + 1, 1);
+    cfg.moe_layout[0][static_cast<size_t>(cs.pruned_expert)] = 0;
+  }
 
   auto be = make_cpu_backend();
   ParamStore ps;
-  MoeFfn moe(ps, cfg, "model.layers.0.block_sparse_moe.");
+  MoeFfn moe(ps, cfg, "model.layers.0.block_sparse_moe.", 0);
   ps.allocate(*be, DType::f64);
   ps.init_weights(2024);
   ModelContext c{be.get(), &ps, ps.params_flat(), DType::f64, DType::f64};
+  c.training = cs.noise_std > 0.0 || cs.dropout > 0.0;
+  c.seed = 5;
+  c.step = 2;
 
   Arena measure = Arena::measuring(Device::cpu);
   moe.plan(measure, DType::f64, kTokens);
@@ -84,6 +100,8 @@ void check_moe_gradients(const Case& cs) {
   const MoeRouting base = a.routing;
   if (cs.expect_drops) EXPECT_GT(base.stats.tokens_dropped, 0);
   else EXPECT_EQ(base.stats.tokens_dropped, 0);
+  if (cs.dropout > 0.0) EXPECT_EQ(base.stats.experts_dropped, 1) << "pick a step whose draws drop one expert";
+  if (cs.pruned_expert >= 0) EXPECT_EQ(base.assigned[static_cast<size_t>(cs.pruned_expert)], 0);
   ps.zero_grads();
   moe.backward(c, x, weight, dx, kLossScale, a, s);
 
@@ -118,6 +136,8 @@ TEST(MoeGradcheck, Top1Dropless) { check_moe_gradients({1, 1.0, true, false}); }
 TEST(MoeGradcheck, Top1WithDrops) { check_moe_gradients({1, 0.75, false, true}); }
 TEST(MoeGradcheck, Top2Dropless) { check_moe_gradients({2, 1.0, true, false}); }
 TEST(MoeGradcheck, Top2WithDrops) { check_moe_gradients({2, 0.6, false, true}); }
+TEST(MoeGradcheck, Top1TrainingNoiseAndExpertDropout) { check_moe_gradients({1, 1.0, true, false, 0.5, 0.4}); }
+TEST(MoeGradcheck, Top2PrunedExpertWithDrops) { check_moe_gradients({2, 0.6, false, true, 0.0, 0.0, 1}); }
 
 }  // namespace
 }  // namespace lumina

@@ -39,11 +39,15 @@ TEST_F(ConfigCli, ValidateChecksSupportUnlessAllowed) {
   EXPECT_EQ(dense.exit_code, 0);
   EXPECT_EQ(dense.output, "ok\n");
   const test::CliResult moe = run({"config", "validate", "--preset", "b7"});
-  EXPECT_EQ(moe.exit_code, 2);
-  EXPECT_EQ(moe.output,
-            "error: model.use_moe = true: not supported yet (MoE is not implemented in this build); remove it or "
-            "set it to false\n");
-  const test::CliResult allowed = run({"config", "validate", "--preset", "b7", "--allow-unsupported"});
+  EXPECT_EQ(moe.exit_code, 0);
+  EXPECT_EQ(moe.output, "ok\n");
+  const test::CliResult mtp = run({"config", "validate", "--preset", "b7", "--set", "model.mtp_num_heads=2"});
+  EXPECT_EQ(mtp.exit_code, 2);
+  EXPECT_EQ(mtp.output,
+            "error: model.mtp_num_heads = 2: not supported yet (multi-token prediction is not implemented in this "
+            "build); remove it or set it to 0\n");
+  const test::CliResult allowed =
+      run({"config", "validate", "--preset", "b7", "--set", "model.mtp_num_heads=2", "--allow-unsupported"});
   EXPECT_EQ(allowed.exit_code, 0);
   EXPECT_EQ(allowed.output, "ok\n");
   const test::CliResult rule = run({"config", "validate", "--preset", "debug_dense", "--set", "model.num_heads=3"});

@@ -1,6 +1,8 @@
 // Exact resume through the CLI: SIGTERM, kill -9, a kill inside a checkpoint
 // write, and corrupted checkpoints, each compared bit for bit with an
-// uninterrupted run of the same config.
+// uninterrupted run of the same config. The model mixes a dense and an MoE
+// layer, so the routing statistics of every step (the "moe" object of the
+// metrics rows) must come out identical too.
 #include <signal.h>
 
 #include "lumina/train/checkpoint.h"
@@ -19,10 +21,13 @@ class TrainResume : public ::testing::Test {
     reference_dir_ = std::string(LUMINA_TEST_TMP) + "/TrainResume.reference." + std::to_string(getpid());
     fs::remove_all(reference_dir_);
     fs::create_directories(reference_dir_);
-    const CliResult r = run_lumina({"train", "--config", write_run_config(reference_dir_)}, reference_dir_ + "/log.txt");
+    const std::string config = write_run_config(reference_dir_, 30, kMoeModelLines);
+    const CliResult r = run_lumina({"train", "--config", config}, reference_dir_ + "/log.txt");
     ASSERT_EQ(r.exit_code, 0) << r.output;
     reference_ = train_losses(reference_dir_);
+    reference_rows_ = train_rows_without_timings(reference_dir_);
     ASSERT_EQ(reference_.size(), 30u);
+    ASSERT_NE(reference_rows_.at(30).find("\"moe\""), std::string::npos);
   }
 
   // Runs `--resume latest` to the end and checks every step's loss against the reference.
@@ -30,16 +35,18 @@ class TrainResume : public ::testing::Test {
     const CliResult r = run_lumina({"train", "--config", config, "--resume", "latest"}, dir + "/resume.txt");
     ASSERT_EQ(r.exit_code, 0) << r.output;
     EXPECT_EQ(train_losses(dir), reference_);
+    EXPECT_EQ(train_rows_without_timings(dir), reference_rows_);
   }
 
   static void TearDownTestSuite() { fs::remove_all(reference_dir_); }
 
   static inline std::string reference_dir_;
   static inline std::map<int64_t, std::string> reference_;
+  static inline std::map<int64_t, std::string> reference_rows_;  // whole rows less timings
 };
 
 TEST_F(TrainResume, SigtermSavesThenResumesBitIdentically) {
-  const std::string dir = fresh_test_dir(), config = write_run_config(dir);
+  const std::string dir = fresh_test_dir(), config = write_run_config(dir, 30, kMoeModelLines);
   const pid_t pid = spawn_lumina({"train", "--config", config}, dir + "/first.txt");
   ASSERT_TRUE(wait_until([&] { return metric_rows(dir) >= 5; }));
   kill(pid, SIGTERM);
@@ -53,7 +60,7 @@ TEST_F(TrainResume, SigtermSavesThenResumesBitIdentically) {
 }
 
 TEST_F(TrainResume, Kill9ResumesFromLastPeriodicCheckpoint) {
-  const std::string dir = fresh_test_dir(), config = write_run_config(dir);
+  const std::string dir = fresh_test_dir(), config = write_run_config(dir, 30, kMoeModelLines);
   const pid_t pid = spawn_lumina({"train", "--config", config}, dir + "/first.txt");
   ASSERT_TRUE(wait_until([&] { return metric_rows(dir) >= 14; }));
   kill(pid, SIGKILL);
@@ -64,7 +71,7 @@ TEST_F(TrainResume, Kill9ResumesFromLastPeriodicCheckpoint) {
 }
 
 TEST_F(TrainResume, KillInsideCheckpointWriteLeavesLatestComplete) {
-  const std::string dir = fresh_test_dir(), config = write_run_config(dir);
+  const std::string dir = fresh_test_dir(), config = write_run_config(dir, 30, kMoeModelLines);
   const std::string ckpts = run_dir(dir) + "/checkpoints";
   // Every save pauses 1.5 s halfway; kill during the second one (step 20).
   const pid_t pid = spawn_lumina({"train", "--config", config}, dir + "/first.txt",
@@ -82,7 +89,7 @@ TEST_F(TrainResume, KillInsideCheckpointWriteLeavesLatestComplete) {
 // Copies the reference run and damages its newest checkpoint with `damage`.
 template <class F>
 void check_fallback(const std::string& reference_dir, F&& damage, const std::string& expected_reason) {
-  const std::string dir = fresh_test_dir(), config = write_run_config(dir);
+  const std::string dir = fresh_test_dir(), config = write_run_config(dir, 30, kMoeModelLines);
   fs::create_directories(run_dir(dir));
   fs::copy(run_dir(reference_dir), run_dir(dir), fs::copy_options::recursive | fs::copy_options::overwrite_existing);
   const std::string ckpts = run_dir(dir) + "/checkpoints";

@@ -24,6 +24,24 @@ inline ModelConfig tiny_config(bool tied) {
   return c;
 }
 
+// tiny_config (untied) with 4 layers, MoE FFNs in layers 1 and 3 (every_2nd) and
+// dense ones in 0 and 2: 4 experts, top_k, temperature 0.7, aux and z weights
+// large enough that their gradients count. capacity_factor <= 0: dropless.
+inline ModelConfig tiny_moe_config(int64_t top_k, double capacity_factor) {
+  ModelConfig c = tiny_config(false);
+  c.num_layers = 4;
+  c.use_moe = true;
+  c.moe_pattern = "every_2nd";
+  c.num_experts = 4;
+  c.moe_top_k = top_k;
+  c.dropless = capacity_factor <= 0.0;
+  c.capacity_factor = c.dropless ? 1.0 : capacity_factor;
+  c.routing_temperature = 0.7;
+  c.load_balancing_weight = 0.3;
+  c.router_z_loss_weight = 0.2;
+  return c;
+}
+
 // A small trainable model (usual init): hidden 32, 4 heads, 2 kv heads, ffn 64.
 inline ModelConfig small_config(int64_t vocab, int64_t max_positions) {
   ModelConfig c = tiny_config(false);

@@ -23,7 +23,7 @@ TEST(ConfigPresets, EveryFileInConfigsLoadsAndValidates) {
     ++files;
     EXPECT_NO_THROW(load_run_config(entry.path().string())) << entry.path();
   }
-  EXPECT_GE(files, 18);  // 10 README presets, debug_dense, 7 bench cases
+  EXPECT_GE(files, 19);  // 10 README presets, debug_dense, debug_hybrid, 7 bench cases
 }
 
 struct ReadmeRow {
@@ -60,10 +60,27 @@ TEST(ConfigPresets, ReadmeDimensions) {
   EXPECT_EQ(preset("b7").model.intermediate_size, 11008);  // LLaMA-7B's width
 }
 
-TEST(ConfigPresets, MoePresetsAreRefusedUntilMoeLands) {
-  EXPECT_EQ(test::error_of([] { check_supported(preset("b7")); }),
-            "model.use_moe = true: not supported yet (MoE is not implemented in this build); remove it or set it "
-            "to false");
+TEST(ConfigPresets, MoePresetsAreSupported) {
+  for (const char* name : {"debug", "b1", "b7", "b300", "bench/cpu-debug-moe"}) {
+    SCOPED_TRACE(name);
+    const RunConfig c = preset(name);
+    EXPECT_TRUE(c.model.use_moe);
+    EXPECT_NO_THROW(check_supported(c));
+  }
+}
+
+TEST(ConfigPresets, HybridMoeModPresetsAreSupported) {
+  for (const char* name : {"debug_hybrid", "debug_200m"}) {
+    SCOPED_TRACE(name);
+    const RunConfig c = preset(name);
+    EXPECT_TRUE(c.model.use_moe);
+    EXPECT_TRUE(c.model.use_mod);
+    EXPECT_NO_THROW(check_supported(c));
+  }
+  const RunConfig h = preset("debug_hybrid");
+  EXPECT_EQ(h.model.hidden_size, 128);  // the debug model
+  EXPECT_EQ(h.model.mod_start_layer, 1);
+  EXPECT_DOUBLE_EQ(h.model.mod_capacity_factor, 0.5);
 }
 
 TEST(ConfigPresets, DebugDenseIsTrainable) {

@@ -60,6 +60,16 @@ TEST(ConfigValidate, MixtureOfExperts) {
             "model.dense_start_layers + model.dense_end_layers = 2 leaves no MoE layer among model.num_layers = 2");
   c.model.num_layers = 3;
   EXPECT_NO_THROW(validate(c));
+
+  RunConfig every;
+  every.model.use_moe = true;
+  every.model.num_layers = 3;
+  every.model.moe_pattern = "every_4th";  // would be layer 3 only
+  EXPECT_EQ(validate_error(every),
+            "model.moe_pattern = \"every_4th\" makes no layer MoE among model.num_layers = 3: use moe_pattern = "
+            "\"all\", a denser pattern, or more layers");
+  every.model.num_layers = 4;
+  EXPECT_NO_THROW(validate(every));
 }
 
 TEST(ConfigValidate, MixtureOfDepthsLayers) {
@@ -135,10 +145,10 @@ TEST(ConfigValidate, DataAndDistRules) {
 
 TEST(ConfigSupported, RefusesUnimplementedFeaturesAwayFromDefault) {
   RunConfig c;
-  c.model.use_moe = true;
+  c.model.mtp_num_heads = 2;
   EXPECT_EQ(error_of([&] { check_supported(c); }),
-            "model.use_moe = true: not supported yet (MoE is not implemented in this build); remove it or set it "
-            "to false");
+            "model.mtp_num_heads = 2: not supported yet (multi-token prediction is not implemented in this build); "
+            "remove it or set it to 0");
   RunConfig p;
   p.train.precision = "fp8_e4m3";
   EXPECT_EQ(error_of([&] { check_supported(p); }),
@@ -149,12 +159,12 @@ TEST(ConfigSupported, RefusesUnimplementedFeaturesAwayFromDefault) {
     EXPECT_NO_THROW(check_supported(p)) << ok;
   }
   RunConfig several;
-  several.model.use_moe = true;
+  several.model.mtp_num_heads = 2;
   several.optim.optimizer = "muon";
   several.dist.zero_stage = 1;
   EXPECT_EQ(error_of([&] { check_supported(several); }),
-            "model.use_moe = true: not supported yet (MoE is not implemented in this build); remove it or set it "
-            "to false (and 2 more unsupported: optim.optimizer, dist.zero_stage)");
+            "model.mtp_num_heads = 2: not supported yet (multi-token prediction is not implemented in this build); "
+            "remove it or set it to 0 (and 2 more unsupported: optim.optimizer, dist.zero_stage)");
 }
 
 TEST(ConfigSupported, AcceptsImplementedValues) {
@@ -166,8 +176,15 @@ TEST(ConfigSupported, AcceptsImplementedValues) {
   c.train.device = "cpu";
   c.data.format = "jsonl";
   EXPECT_NO_THROW(check_supported(c));
-  // A MoE field at its default is no request for MoE.
-  c.model.num_experts = ModelConfig{}.num_experts;
+  c.model.use_moe = true;  // MoE, with every option
+  c.model.num_experts = 4;
+  c.model.moe_top_k = 1;
+  c.model.dropless = true;
+  c.model.router_z_loss_weight = 0.001;
+  c.model.moe_pattern = "every_2nd";
+  EXPECT_NO_THROW(check_supported(c));
+  // A field of an unimplemented feature at its default is no request for it.
+  c.model.mtp_loss_weight = ModelConfig{}.mtp_loss_weight;
   EXPECT_NO_THROW(check_supported(c));
 }
 

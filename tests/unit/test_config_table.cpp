@@ -131,7 +131,9 @@ TEST(ConfigTable, DocsHaveOneRowPerField) {
   const std::string md = config_reference_markdown();
   for (const Field& f : config_fields())
     EXPECT_NE(md.find(fmt::format("| `{}` | {} |", f.name, type_name(f.type))), std::string::npos) << f.key();
-  EXPECT_NE(md.find("| `use_moe` | bool | `false` | true, false | not yet (MoE) |"), std::string::npos);
+  EXPECT_NE(md.find("| `use_moe` | bool | `false` | true, false | yes |"), std::string::npos);
+  EXPECT_NE(md.find("| `mtp_num_heads` | integer | `0` | [0, 16] | not yet (multi-token prediction) |"),
+            std::string::npos);
   EXPECT_NE(md.find("| `precision` | choice | `\"auto\"` | auto, fp32, fp16, bf16, mixed_fp16, mixed_bf16, fp8_e4m3 "
                     "| only `auto`, `fp32`, `fp16`, `bf16`, `mixed_fp16`, `mixed_bf16` |"),
             std::string::npos);
@@ -142,7 +144,9 @@ TEST(ConfigTable, Explain) {
             "model.hidden_size\n  type:      integer\n  default:   128\n  allowed:   [2, 65536]\n"
             "  supported: yes\n  Width of the residual stream (d_model). Must be a multiple of num_heads.\n");
   EXPECT_EQ(explain_config("hidden_size"), explain_config("model.hidden_size"));
-  EXPECT_NE(explain_config("model.use_moe").find("  supported: not yet (MoE)\n"), std::string::npos);
+  EXPECT_NE(explain_config("model.use_moe").find("  supported: yes\n"), std::string::npos);
+  EXPECT_NE(explain_config("model.mtp_num_heads").find("  supported: not yet (multi-token prediction)\n"),
+            std::string::npos);
   const std::string section = explain_config("dist");
   EXPECT_EQ(section.rfind("[dist]  ", 0), 0u);
   EXPECT_NE(section.find("  zero_stage = 0  (integer: [0, 3])  supported: not yet (ZeRO sharding)\n"),

@@ -38,7 +38,7 @@ TEST(MoeRouting, AuxZLossAndEntropyMatchHandComputedCase) {
   p.load_balancing_weight = 0.01;
   p.z_loss_weight = 0.1;
   MoeRouting r;
-  moe_route(logits.data(), 3, p, r);
+  moe_route(logits.data(), 3, p, nullptr, r);
   EXPECT_EQ(r.choice, (std::vector<int32_t>{0, 1, 0}));
   EXPECT_NEAR(r.probs[0], 0.75, 1e-15);
   EXPECT_NEAR(r.probs[3], 0.8, 1e-15);
@@ -58,7 +58,7 @@ TEST(MoeRouting, AuxZLossAndEntropyMatchHandComputedCase) {
 TEST(MoeRouting, CapacityDropsMatchHandComputedCase) {
   const std::vector<double> logits = {2, 1, 0, 2, 1, 0, 2, 1, 0};
   MoeRouting r;
-  moe_route(logits.data(), 3, params(3, 2, 1.0, false), r);
+  moe_route(logits.data(), 3, params(3, 2, 1.0, false), nullptr, r);
   EXPECT_EQ(r.capacity, 2);
   EXPECT_EQ(r.choice, (std::vector<int32_t>{0, 1, 0, 1, 0, 1}));
   EXPECT_EQ(r.kept, (std::vector<uint8_t>{1, 1, 1, 1, 0, 0}));
@@ -76,7 +76,7 @@ TEST(MoeRouting, CapacityDropsMatchHandComputedCase) {
 TEST(MoeRouting, DroplessDropsNothing) {
   const std::vector<double> logits = {2, 1, 0, 2, 1, 0, 2, 1, 0};
   MoeRouting r;
-  moe_route(logits.data(), 3, params(3, 2, 0.1, true), r);
+  moe_route(logits.data(), 3, params(3, 2, 0.1, true), nullptr, r);
   EXPECT_EQ(r.capacity, 6);
   EXPECT_EQ(r.stats.tokens_dropped, 0);
   EXPECT_EQ(r.rows(), 6);
@@ -84,14 +84,14 @@ TEST(MoeRouting, DroplessDropsNothing) {
 }
 
 TEST(MoeRouting, CapacityRoundsUpAndStatisticsAddUp) {
-  EXPECT_EQ(moe_capacity(10, params(4, 2, 1.25, false)), 7);  // 10*2/4*1.25 = 6.25
-  EXPECT_EQ(moe_capacity(8, params(4, 2, 1.0, false)), 4);    // exactly 4, not 5
-  EXPECT_EQ(moe_capacity(8, params(4, 2, 1.0, true)), 16);
+  EXPECT_EQ(moe_capacity(10, 4, params(4, 2, 1.25, false)), 7);  // 10*2/4*1.25 = 6.25
+  EXPECT_EQ(moe_capacity(8, 4, params(4, 2, 1.0, false)), 4);    // exactly 4, not 5
+  EXPECT_EQ(moe_capacity(8, 4, params(4, 2, 1.0, true)), 16);
   const int64_t N = 40, E = 5;
   std::vector<double> logits(static_cast<size_t>(N * E));
   Rng(3, RngPurpose::test, 0).fill_normal(logits.data(), N * E, 0.0, 2.0);
   MoeRouting r;
-  moe_route(logits.data(), N, params(E, 2, 0.8, false), r);
+  moe_route(logits.data(), N, params(E, 2, 0.8, false), nullptr, r);
   const auto& u = r.stats.expert_utilization;
   EXPECT_NEAR(std::accumulate(u.begin(), u.end(), 0.0), 1.0, 1e-12);
   EXPECT_GT(r.stats.tokens_dropped, 0);
@@ -120,7 +120,7 @@ void check_forward_against_naive(DType act, double tolerance) {
   cfg.init_std = 0.4;
   auto be = make_cpu_backend();
   ParamStore ps;
-  MoeFfn moe(ps, cfg, "moe.");
+  MoeFfn moe(ps, cfg, "moe.", 0);
   ps.allocate(*be, DType::f64);
   ps.init_weights(5);
   // Weights in the activation dtype (a cast copy when act is f32).
@@ -199,13 +199,6 @@ void check_forward_against_naive(DType act, double tolerance) {
 
 TEST(MoeFfn, ForwardMatchesNaiveLoopF64) { check_forward_against_naive(DType::f64, 1e-13); }
 TEST(MoeFfn, ForwardMatchesNaiveLoopF32) { check_forward_against_naive(DType::f32, 2e-5); }
-
-TEST(MoeFfn, RejectsUnimplementedNoiseAndDropout) {
-  ModelConfig cfg;
-  cfg.expert_dropout = 0.1;
-  ParamStore ps;
-  EXPECT_THROW(MoeFfn(ps, cfg, "moe."), Error);
-}
 
 }  // namespace
 }  // namespace lumina

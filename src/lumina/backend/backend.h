@@ -93,6 +93,23 @@ class Backend {
   virtual void rope_forward(Tensor x, const Tensor& cos, const Tensor& sin, int64_t pos_offset) = 0;
   // dx (B,T,H,D) in place: the transpose (inverse) rotation.
   virtual void rope_backward(Tensor dx, const Tensor& cos, const Tensor& sin, int64_t pos_offset) = 0;
+  // The same rotations with one position per token: token (b, t) sits at
+  // p = positions[b*T + t]; positions (B*T) i32 on x's device, each in [0, P)
+  // (an out-of-range position is an error: thrown at once on the CPU, at the
+  // next synchronisation on CUDA, which leaves that token unrotated).
+  // For Mixture-of-Depths, whose routed tokens keep their original positions.
+  virtual void rope_positions_forward(Tensor x, const Tensor& cos, const Tensor& sin, const Tensor& positions) = 0;
+  virtual void rope_positions_backward(Tensor dx, const Tensor& cos, const Tensor& sin, const Tensor& positions) = 0;
+  // Fused split + RoPE of one stacked projection, x [Wq; Wk; Wv]^T:
+  // qkv (B,T,Hq+2Hkv,D) holds per token the Hq query heads, then the Hkv key
+  // heads, then the Hkv value heads. q (B,T,Hq,D) = rope(query part),
+  // k (B,T,Hkv,D) = rope(key part), v (B,T,Hkv,D) = value part (overwritten).
+  // positions: as rope_positions_forward, or empty for p = t.
+  virtual void rope_qkv_forward(Tensor q, Tensor k, Tensor v, const Tensor& qkv, const Tensor& cos, const Tensor& sin,
+                                const Tensor& positions) = 0;
+  // The transpose: dqkv (B,T,Hq+2Hkv,D) = [rope^T(dq), rope^T(dk), dv] (overwritten).
+  virtual void rope_qkv_backward(Tensor dqkv, const Tensor& dq, const Tensor& dk, const Tensor& dv, const Tensor& cos,
+                                 const Tensor& sin, const Tensor& positions) = 0;
 
   // ---- causal grouped-query attention -----------------------------------------------
   // q (B,Tq,Hq,D), k/v (B,Tk,Hkv,D), Hq % Hkv == 0, Tq <= Tk; query t sits at

@@ -16,7 +16,8 @@ void ProfilingBackend::gemm(Tensor c, const Tensor& a, bool trans_a, const Tenso
   const int64_t K = trans_a ? a2.dim(0) : a2.dim(1);
   const std::string key = fmt::format("gemm {}x{}x{} {}{}{}", M, N, K, trans_a ? 'T' : 'N', trans_b ? 'T' : 'N',
                                       beta != 0.0 ? " +=" : "");
-  timed(key, [&] { inner_->gemm(c, a, trans_a, b, trans_b, alpha, beta); });
+  timed(key, [&] { inner_->gemm(c, a, trans_a, b, trans_b, alpha, beta); },
+        2.0 * static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K));
 }
 
 void ProfilingBackend::axpy(Tensor y, const Tensor& x, double alpha) { timed("axpy", [&] { inner_->axpy(y, x, alpha); }); }
@@ -43,12 +44,40 @@ void ProfilingBackend::rope_forward(Tensor x, const Tensor& cos, const Tensor& s
 void ProfilingBackend::rope_backward(Tensor dx, const Tensor& cos, const Tensor& sin, int64_t pos_offset) {
   timed("rope_backward", [&] { inner_->rope_backward(dx, cos, sin, pos_offset); });
 }
+void ProfilingBackend::rope_positions_forward(Tensor x, const Tensor& cos, const Tensor& sin,
+                                              const Tensor& positions) {
+  timed("rope_positions_forward", [&] { inner_->rope_positions_forward(x, cos, sin, positions); });
+}
+void ProfilingBackend::rope_positions_backward(Tensor dx, const Tensor& cos, const Tensor& sin,
+                                               const Tensor& positions) {
+  timed("rope_positions_backward", [&] { inner_->rope_positions_backward(dx, cos, sin, positions); });
+}
+void ProfilingBackend::rope_qkv_forward(Tensor q, Tensor k, Tensor v, const Tensor& qkv, const Tensor& cos,
+                                        const Tensor& sin, const Tensor& positions) {
+  timed("rope_qkv_forward", [&] { inner_->rope_qkv_forward(q, k, v, qkv, cos, sin, positions); });
+}
+void ProfilingBackend::rope_qkv_backward(Tensor dqkv, const Tensor& dq, const Tensor& dk, const Tensor& dv,
+                                         const Tensor& cos, const Tensor& sin, const Tensor& positions) {
+  timed("rope_qkv_backward", [&] { inner_->rope_qkv_backward(dqkv, dq, dk, dv, cos, sin, positions); });
+}
+namespace {
+// 2 D flops per causal query-key pair and product: q (B,Tq,Hq,D) against k (B,Tk,.,D),
+// query t seeing keys 0 .. Tk - Tq + t.
+double attention_product_flops(const Tensor& q, const Tensor& k) {
+  const auto Tq = static_cast<double>(q.dim(1)), Tk = static_cast<double>(k.dim(1));
+  const double pairs = Tq * (Tk - Tq) + Tq * (Tq + 1.0) / 2.0;
+  return 2.0 * static_cast<double>(q.dim(0) * q.dim(2) * q.dim(3)) * pairs;
+}
+}  // namespace
+
 void ProfilingBackend::attention_forward(Tensor out, Tensor lse, const Tensor& q, const Tensor& k, const Tensor& v) {
-  timed("attention_forward", [&] { inner_->attention_forward(out, lse, q, k, v); });
+  timed("attention_forward", [&] { inner_->attention_forward(out, lse, q, k, v); },
+        2.0 * attention_product_flops(q, k));
 }
 void ProfilingBackend::attention_backward(Tensor dq, Tensor dk, Tensor dv, const Tensor& dout, const Tensor& q,
                                           const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse) {
-  timed("attention_backward", [&] { inner_->attention_backward(dq, dk, dv, dout, q, k, v, out, lse); });
+  timed("attention_backward", [&] { inner_->attention_backward(dq, dk, dv, dout, q, k, v, out, lse); },
+        5.0 * attention_product_flops(q, k));
 }
 void ProfilingBackend::swiglu_forward(Tensor out, const Tensor& gate, const Tensor& up) {
   timed("swiglu_forward", [&] { inner_->swiglu_forward(out, gate, up); });

@@ -16,6 +16,10 @@ namespace lumina {
 struct OpTiming {
   int64_t calls = 0;
   double seconds = 0.0;
+  // Floating-point operations of these calls, 2 per multiply-add, from the shapes:
+  // gemm 2 M N K; attention forward 2 products (q k^T, p v) and backward 5
+  // (recomputed q k^T, dv, dp, dq, dk) of 2 D flops per causal query-key pair. 0 for other ops.
+  double flops = 0.0;
 };
 
 class ProfilingBackend final : public Backend {
@@ -46,6 +50,12 @@ class ProfilingBackend final : public Backend {
                         const Tensor& rstd) override;
   void rope_forward(Tensor x, const Tensor& cos, const Tensor& sin, int64_t pos_offset) override;
   void rope_backward(Tensor dx, const Tensor& cos, const Tensor& sin, int64_t pos_offset) override;
+  void rope_positions_forward(Tensor x, const Tensor& cos, const Tensor& sin, const Tensor& positions) override;
+  void rope_positions_backward(Tensor dx, const Tensor& cos, const Tensor& sin, const Tensor& positions) override;
+  void rope_qkv_forward(Tensor q, Tensor k, Tensor v, const Tensor& qkv, const Tensor& cos, const Tensor& sin,
+                        const Tensor& positions) override;
+  void rope_qkv_backward(Tensor dqkv, const Tensor& dq, const Tensor& dk, const Tensor& dv, const Tensor& cos,
+                         const Tensor& sin, const Tensor& positions) override;
   void attention_forward(Tensor out, Tensor lse, const Tensor& q, const Tensor& k, const Tensor& v) override;
   void attention_backward(Tensor dq, Tensor dk, Tensor dv, const Tensor& dout, const Tensor& q, const Tensor& k,
                           const Tensor& v, const Tensor& out, const Tensor& lse) override;
@@ -56,9 +66,10 @@ class ProfilingBackend final : public Backend {
   void adamw_update(Tensor param, const Tensor& grad, Tensor m, Tensor v, const AdamWParams& h) override;
 
  private:
-  // Runs f between two synchronize() calls and adds the time under `key`.
+  // Runs f between two synchronize() calls and adds the time (and flops) under `key`.
   template <class F>
-  auto timed(const std::string& key, F&& f) {
+  auto timed(const std::string& key, F&& f, double flops = 0.0) {
+    timings_[key].flops += flops;
     inner_->synchronize();
     const auto t0 = std::chrono::steady_clock::now();
     struct Record {

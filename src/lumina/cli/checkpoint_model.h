@@ -1,7 +1,7 @@
 #pragma once
 // Loading a trained model from a checkpoint for generate / eval: the
-// checkpoint's own config.toml rebuilds the architecture, then the weights
-// are verified and loaded.
+// checkpoint's own config.toml rebuilds the architecture (with the expert
+// layout of its trainer_state.json), then the weights are verified and loaded.
 #include <memory>
 #include <string>
 

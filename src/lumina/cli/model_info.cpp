@@ -19,16 +19,7 @@ struct ModelInfoArgs {
 };
 
 void run_model_info(const ModelInfoArgs& a) {
-  // Any valid config, presets of features still to come included: their dense part is counted.
-  RunConfig cfg = a.config.load_valid();
-  if (cfg.model.use_moe || cfg.model.use_mod) {
-    fmt::print("note         {}{}{} not implemented yet: the counts are the dense model of the same dimensions\n",
-               cfg.model.use_moe ? fmt::format("MoE ({} experts, top-{})", cfg.model.num_experts, cfg.model.moe_top_k)
-                                 : "",
-               cfg.model.use_moe && cfg.model.use_mod ? " and " : "", cfg.model.use_mod ? "MoD" : "");
-    cfg.model.use_moe = false;
-    cfg.model.use_mod = false;
-  }
+  const RunConfig cfg = a.config.load_valid();
   const ModelConfig& m = cfg.model;
   const int64_t B = a.batch > 0 ? a.batch : cfg.train.batch_size;
   const int64_t T = a.seq > 0 ? a.seq : cfg.train.seq_len;
@@ -43,13 +34,28 @@ void run_model_info(const ModelInfoArgs& a) {
   fmt::print("model        hidden {} | layers {} | heads {} (kv {}, head dim {}) | ffn {} | vocab {} | {} head\n",
              m.hidden_size, m.num_layers, m.num_heads, m.num_kv_heads, m.head_dim(), m.ffn_size(), m.vocab_size,
              m.tie_word_embeddings ? "tied" : "untied");
-  fmt::print("parameters   total {} ({})\n", with_commas(p.total), human_count(p.total));
-  fmt::print("             embedding {} | lm head {} | attention {} | ffn {} | norms {}\n", with_commas(p.embedding),
-             with_commas(p.lm_head), with_commas(p.attention), with_commas(p.ffn), with_commas(p.norms));
+  fmt::print("parameters   total {} ({}) | active {} ({})\n", with_commas(p.total), human_count(p.total),
+             with_commas(p.active), human_count(p.active));
+  fmt::print("             embedding {} | lm head {} | attention {} | ffn {} | norms {}{}\n", with_commas(p.embedding),
+             with_commas(p.lm_head), with_commas(p.attention), with_commas(p.ffn), with_commas(p.norms),
+             p.moe_layers ? fmt::format(" | experts {} | routers {}", with_commas(p.experts), with_commas(p.routers))
+                          : "");
   fmt::print("             active per token (matmul weights incl. LM head) {} ({})\n", with_commas(p.active_matmul),
              human_count(p.active_matmul));
+  if (p.moe_layers)
+    fmt::print("moe          {} of {} layers (moe_pattern {}): {} experts, top-{}; active counts the router and {} "
+               "experts per MoE layer\n",
+               p.moe_layers, m.num_layers, m.moe_pattern, m.num_experts, m.moe_top_k, m.moe_top_k);
   const double flops = train_flops_per_token(m, T);
   fmt::print("flops/token  {:.4g} GFLOP training at seq {} (6 x active + 12 x layers x hidden x seq)\n", flops / 1e9, T);
+  if (p.mod_layers) {
+    const double mod_flops = mod_train_flops_per_token(m, T);
+    fmt::print("mod          {} of {} layers ({} routing{}, capacity {}): {:.4g} GFLOP/token expected at the target "
+               "capacity, {:.1f}% of the {:.4g} above{}\n",
+               p.mod_layers, m.num_layers, m.mod_routing_type, m.mod_ffn_only ? ", FFN only" : "",
+               m.mod_capacity_factor, mod_flops / 1e9, 100.0 * mod_flops / flops, flops / 1e9,
+               m.mod_routing_type == "learned" ? fmt::format("; routers {}", with_commas(p.mod_routers)) : "");
+  }
   const MemoryPlan plan = declared.memory_plan(B, T, act);
   fmt::print("memory plan  batch {} x seq {}, activations {}:\n", B, T, dtype_name(act));
   fmt::print("  weights (f32 master)   {:>12}\n", human_bytes(plan.weights_bytes));

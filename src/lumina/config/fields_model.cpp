@@ -44,16 +44,20 @@ void add_model_fields(std::vector<Field>& fields) {
   s.real(&M::routing_temperature, "routing_temperature", above(0), at_most(100),
          "Router logits are divided by it before the softmax: < 1 sharper, > 1 more uniform.");
   s.real(&M::routing_noise_std, "routing_noise_std", at_least(0), at_most(10),
-         "Std of Gaussian noise added to router logits in training (0: none).");
+         "Std of Gaussian noise added to the raw router logits in training only, before the temperature; "
+         "drawn per (step, micro-batch, layer, token, expert) from train.seed (0: none).");
   s.real(&M::expert_dropout, "expert_dropout", at_least(0), below(1),
-         "Probability of dropping each routed expert in training.");
+         "Training only: each expert of a MoE layer is left out of routing for a whole micro-batch with this "
+         "probability (masked out of the router softmax); when fewer than moe_top_k remain, the dropped ones "
+         "closest to surviving are restored.");
   s.flag(&M::dropless, "dropless", "No capacity limit: grouped GEMM over variable group sizes, no dropped tokens.");
   s.real(&M::router_z_loss_weight, "router_z_loss_weight", at_least(0), at_most(10),
          "Weight of the router z-loss mean(logsumexp(logits)^2) (0: off).");
   s.choice(&M::moe_pattern, "moe_pattern",
            {{"all"}, {"every_2nd"}, {"every_3rd"}, {"every_4th"}, {"sandwich"}},
-           "Which layers are MoE: all, every n-th, or sandwich (dense_start_layers and dense_end_layers "
-           "dense, the rest MoE).");
+           "Which layers (0-based) get the MoE FFN: all; every_2nd / every_3rd / every_4th: the layers "
+           "with layer % n == n - 1 (layers 1, 3, 5, ... for every_2nd); sandwich: all but the first "
+           "dense_start_layers and the last dense_end_layers. The others keep the dense SwiGLU FFN.");
   s.integer(&M::dense_start_layers, "dense_start_layers", at_least(0), at_most(1024),
             "moe_pattern = sandwich: dense layers at the bottom.");
   s.integer(&M::dense_end_layers, "dense_end_layers", at_least(0), at_most(1024),
@@ -64,16 +68,18 @@ void add_model_fields(std::vector<Field>& fields) {
   s.flag(&M::use_mod, "use_mod", "Mixture of depths: a router picks which tokens run each MoD layer; "
                                  "the rest skip it through the residual.");
   s.real(&M::mod_capacity_factor, "mod_capacity_factor", above(0), at_most(1),
-         "Fraction of each sequence's tokens that run a MoD layer.");
+         "Fraction of each sequence's tokens that run a MoD layer: k = round(factor * seq_len), at least 1.");
   s.choice(&M::mod_routing_type, "mod_routing_type", {{"learned"}, {"static"}, {"random"}},
-           "learned: a router scores tokens; static: a fixed pattern; random: ablation baseline.");
+           "learned: a router scores tokens (top-k per sequence; a predictor decides causally at generation); "
+           "static: evenly spaced positions; random: an ablation baseline (evaluation uses the static pattern).");
   s.integer(&M::mod_start_layer, "mod_start_layer", at_least(0), at_most(1023),
             "First layer with MoD routing; less than num_layers.");
   s.integer(&M::mod_end_layer, "mod_end_layer", at_least(-1), at_most(1023),
             "Last layer with MoD routing (inclusive); -1: the last layer.");
   s.integer(&M::mod_every_n, "mod_every_n", at_least(1), at_most(1024),
             "Apply MoD to every n-th layer of [mod_start_layer, mod_end_layer].");
-  s.flag(&M::mod_ffn_only, "mod_ffn_only", "Route only the FFN; attention stays dense for all tokens.");
+  s.flag(&M::mod_ffn_only, "mod_ffn_only", "Route only the FFN; attention stays dense for all tokens. "
+                                           "Combines with use_moe: routed tokens then run the MoE FFN.");
   s.integer(&M::mod_capacity_anneal_steps, "mod_capacity_anneal_steps", at_least(0), unbounded,
             "Steps over which capacity anneals from 1.0 down to mod_capacity_factor (0: start at the target).");
 

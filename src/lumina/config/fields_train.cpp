@@ -75,6 +75,14 @@ void add_train_fields(std::vector<Field>& fields) {
   s.integer(&T::save_total_limit, "save_total_limit", at_least(0), unbounded,
             "Periodic checkpoints kept (the latest and the best are always kept); 0: keep all.");
 
+  // ---- dynamic experts ----
+  s.needs(Feature::moe);
+  s.list(&T::expert_events, "expert_events",
+         "Scheduled expert changes: \"add <layer> @ <step>\" gives MoE layer <layer> a new expert, a near-copy "
+         "of its busiest expert (router row and weights plus small noise); \"prune <layer> <expert> @ <step>\" "
+         "stops routing to an expert and freezes it (kept in checkpoints). Applied after <step> optimizer steps, "
+         "in list order within a step; a new expert takes the next index of its layer.");
+
   // ---- early stopping ----
   s.needs(Feature::early_stopping);
   s.integer(&T::early_stopping_patience, "early_stopping_patience", at_least(0), unbounded,

@@ -6,6 +6,8 @@
 
 #include "lumina/config/run_config.h"
 #include "lumina/core/error.h"
+#include "lumina/model/layer_kinds.h"
+#include "lumina/train/expert_events.h"
 
 namespace lumina {
 
@@ -53,6 +55,7 @@ void validate_train(const TrainConfig& train, const ModelConfig& model, const Da
   LUMINA_CHECK(train.expert_prune_threshold < train.expert_add_threshold,
                "train.expert_prune_threshold = {} must be below train.expert_add_threshold = {}",
                train.expert_prune_threshold, train.expert_add_threshold);
+  validate_expert_events(train.expert_events, model);
   LUMINA_CHECK(train.early_stopping_patience == 0 || train.eval_interval > 0,
                "train.early_stopping_patience = {} needs evaluations: set train.eval_interval > 0",
                train.early_stopping_patience);
@@ -129,6 +132,10 @@ void validate_model_config(const ModelConfig& m) {
                  "model.dense_start_layers / dense_end_layers are only used with model.moe_pattern = "
                  "\"sandwich\" (it is \"{}\"): remove them or set moe_pattern = \"sandwich\"",
                  m.moe_pattern);
+  LUMINA_CHECK(!m.use_moe || moe_layer_count(m) > 0,
+               "model.moe_pattern = \"{}\" makes no layer MoE among model.num_layers = {}: use moe_pattern = "
+               "\"all\", a denser pattern, or more layers",
+               m.moe_pattern, m.num_layers);
   LUMINA_CHECK(m.mod_start_layer < m.num_layers,
                "model.mod_start_layer = {} is not a layer: model.num_layers = {} (layers 0..{})", m.mod_start_layer,
                m.num_layers, m.num_layers - 1);

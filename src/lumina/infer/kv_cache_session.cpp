@@ -6,9 +6,8 @@ namespace {
 // Everything the session allocates, declared once for both the measuring and the real arena.
 struct SessionTensors {
   std::vector<Tensor> k, v;
-  Tensor tokens, x, norm, rstd, logits, logits_f32;
-  AttentionLayer::Activations attn;
-  SwiGLUMlp::Activations mlp;
+  Tensor tokens, x, logits, logits_f32;
+  Block::CachedScratch scratch;
 };
 
 SessionTensors plan_session(Arena& arena, const Transformer& m, int64_t P) {
@@ -22,15 +21,10 @@ SessionTensors plan_session(Arena& arena, const Transformer& m, int64_t P) {
   }
   s.tokens = arena.alloc(DType::i32, Shape{P});
   s.x = arena.alloc(c.act_dtype, Shape{P, C});
-  s.norm = arena.alloc(c.act_dtype, Shape{P, C});
-  s.rstd = arena.alloc(c.stat_dtype, Shape{P});
   s.logits = arena.alloc(c.act_dtype, Shape{1, cfg.vocab_size});
   // Low-precision logits are widened on the device before the copy to the host.
   if (c.act_dtype != DType::f32 && c.act_dtype != DType::f64) s.logits_f32 = arena.alloc(DType::f32, Shape{1, cfg.vocab_size});
-  if (!m.blocks().empty()) {
-    s.attn = m.blocks().front().attention().plan(arena, c.act_dtype, c.stat_dtype, 1, P);
-    s.mlp = m.blocks().front().mlp().plan(arena, c.act_dtype, P);
-  }
+  s.scratch = Block::plan_cached(m.blocks(), arena, c.act_dtype, c.stat_dtype, P);
   return s;
 }
 }  // namespace
@@ -47,13 +41,16 @@ KvCacheSession::KvCacheSession(Transformer& model, int64_t max_tokens) : model_(
   v_cache_ = std::move(s.v);
   tokens_ = s.tokens;
   x_ = s.x;
-  norm_ = s.norm;
-  rstd_ = s.rstd;
   logits_ = s.logits;
   logits_f32_ = s.logits_f32;
-  attn_ = s.attn;
-  mlp_ = s.mlp;
+  scratch_ = s.scratch;
+  cache_len_.assign(k_cache_.size(), 0);
   model.refresh_compute_weights();
+}
+
+void KvCacheSession::reset() {
+  length_ = 0;
+  cache_len_.assign(k_cache_.size(), 0);
 }
 
 std::vector<double> KvCacheSession::append(const int32_t* tokens, int64_t n) {
@@ -68,19 +65,12 @@ std::vector<double> KvCacheSession::append(const int32_t* tokens, int64_t n) {
                  cfg.vocab_size);
   Tensor tok = tokens_.slice(0, n);
   be.copy(tok, Tensor(const_cast<int32_t*>(tokens), DType::i32, Device::cpu, Shape{n}));
-  Tensor x = x_.slice(0, n), norm = norm_.slice(0, n), rstd = rstd_.slice(0, n);
+  Tensor x = x_.slice(0, n);
   be.embedding_forward(x, tok, c.weight(model_.embed_tokens_id()));
-  const int64_t F = cfg.ffn_size();
-  SwiGLUMlp::Activations mlp{mlp_.gate.prefix(Shape{n, F}), mlp_.up.prefix(Shape{n, F}), mlp_.h.prefix(Shape{n, F})};
-  for (size_t l = 0; l < model_.blocks().size(); ++l) {
-    const Block& b = model_.blocks()[l];
-    be.rmsnorm_forward(norm, rstd, x, c.weight(b.input_layernorm), b.eps());
-    b.attention().forward_cached(c, model_.rope(), norm, x, k_cache_[l], v_cache_[l], length_, attn_);
-    be.rmsnorm_forward(norm, rstd, x, c.weight(b.post_attention_layernorm), b.eps());
-    b.mlp().forward(c, norm, x, mlp);
-  }
-  Tensor last = x.slice(n - 1, n), last_norm = norm.slice(0, 1);
-  be.rmsnorm_forward(last_norm, rstd.slice(0, 1), last, c.weight(model_.final_norm_id()), cfg.rms_norm_eps);
+  for (size_t l = 0; l < model_.blocks().size(); ++l)
+    model_.blocks()[l].forward_cached(c, model_.rope(), x, k_cache_[l], v_cache_[l], cache_len_[l], length_, scratch_);
+  Tensor last = x.slice(n - 1, n), last_norm = scratch_.norm.slice(0, 1);
+  be.rmsnorm_forward(last_norm, scratch_.rstd.slice(0, 1), last, c.weight(model_.final_norm_id()), cfg.rms_norm_eps);
   linear_forward(c, logits_, last_norm, model_.head_weight());
   length_ += n;
 

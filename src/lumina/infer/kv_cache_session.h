@@ -1,8 +1,11 @@
 #pragma once
 // Incremental decoding with a KV cache (batch 1): feed a prompt once, then one
 // token at a time; each call returns the logits of the last fed position.
-// Uses the model's own modules (AttentionLayer::forward_cached, SwiGLUMlp), so
-// the math is the training math.
+// Uses the model's own modules (Block::forward_cached), so the math is the
+// training math. In MoE layers the routing (and its capacity limit) covers the
+// tokens of one append() call. MoD layers decide per token without looking
+// ahead (mod.h: the predictor, or the static pattern) and cache only the tokens
+// they run, so each layer's cache has its own length.
 #include <vector>
 
 #include "lumina/core/arena.h"
@@ -17,7 +20,7 @@ class KvCacheSession {
 
   // Appends n tokens; returns logits (V) of the last one, as f64 on the host.
   std::vector<double> append(const int32_t* tokens, int64_t n);
-  void reset() { length_ = 0; }
+  void reset();
   int64_t length() const { return length_; }
   int64_t capacity() const { return capacity_; }
 
@@ -27,9 +30,9 @@ class KvCacheSession {
   int64_t length_ = 0;
   Arena arena_;
   std::vector<Tensor> k_cache_, v_cache_;  // per layer (P, Hkv, D)
-  Tensor tokens_, x_, norm_, rstd_, logits_, logits_f32_;
-  AttentionLayer::Activations attn_;
-  SwiGLUMlp::Activations mlp_;
+  std::vector<int64_t> cache_len_;         // per layer: tokens cached (length_ except in MoD layers)
+  Tensor tokens_, x_, logits_, logits_f32_;
+  Block::CachedScratch scratch_;  // shared by all layers
 };
 
 }  // namespace lumina

@@ -30,6 +30,7 @@ AttentionLayer::Activations AttentionLayer::plan(Arena& arena, DType act, DType 
 
 AttentionLayer::Scratch AttentionLayer::plan_scratch(Arena& arena, DType act, int64_t B, int64_t T) const {
   Scratch s;
+  s.qkv = arena.alloc(act, Shape{B, T, num_heads_ + 2 * num_kv_heads_, head_dim_});
   s.dq = arena.alloc(act, Shape{B, T, num_heads_, head_dim_});
   s.dk = arena.alloc(act, Shape{B, T, num_kv_heads_, head_dim_});
   s.dv = arena.alloc(act, Shape{B, T, num_kv_heads_, head_dim_});
@@ -38,19 +39,19 @@ AttentionLayer::Scratch AttentionLayer::plan_scratch(Arena& arena, DType act, in
 }
 
 void AttentionLayer::forward(const ModelContext& c, const RopeTables& rope, const Tensor& x, Tensor residual,
-                             Activations& a) const {
+                             Activations& a, Scratch& s, const Tensor& positions) const {
   Backend& be = c.be();
-  linear_forward(c, a.q.flatten_2d().view(Shape{x.dim(0), num_heads_ * head_dim_}), x, q_proj);
-  linear_forward(c, a.k.flatten_2d().view(Shape{x.dim(0), num_kv_heads_ * head_dim_}), x, k_proj);
-  linear_forward(c, a.v.flatten_2d().view(Shape{x.dim(0), num_kv_heads_ * head_dim_}), x, v_proj);
-  be.rope_forward(a.q, rope.cos, rope.sin, 0);
-  be.rope_forward(a.k, rope.cos, rope.sin, 0);
+  const int64_t N = x.dim(0);
+  be.gemm(s.qkv.view(Shape{N, s.qkv.numel() / N}), x, false, c.params->stacked(c.weights_flat, q_proj, 3), true, 1.0,
+          0.0);
+  be.rope_qkv_forward(a.q, a.k, a.v, s.qkv, rope.cos, rope.sin, positions);
   be.attention_forward(a.y, a.lse, a.q, a.k, a.v);
-  linear_forward(c, residual, a.y.view(Shape{x.dim(0), num_heads_ * head_dim_}), o_proj, 1.0);
+  linear_forward(c, residual, a.y.view(Shape{N, num_heads_ * head_dim_}), o_proj, 1.0);
 }
 
 void AttentionLayer::forward_cached(const ModelContext& c, const RopeTables& rope, const Tensor& x, Tensor residual,
-                                    Tensor k_cache, Tensor v_cache, int64_t pos, Activations& a) const {
+                                    Tensor k_cache, Tensor v_cache, int64_t pos, Activations& a,
+                                    const Tensor& positions) const {
   Backend& be = c.be();
   const int64_t n = x.dim(0), total = pos + n;
   LUMINA_CHECK(total <= k_cache.dim(0), "KV cache full: {} positions requested, capacity {}", total, k_cache.dim(0));
@@ -62,26 +63,29 @@ void AttentionLayer::forward_cached(const ModelContext& c, const RopeTables& rop
   linear_forward(c, q.view(Shape{n, num_heads_ * head_dim_}), x, q_proj);
   linear_forward(c, k_new.view(Shape{n, num_kv_heads_ * head_dim_}), x, k_proj);
   linear_forward(c, v_new.view(Shape{n, num_kv_heads_ * head_dim_}), x, v_proj);
-  be.rope_forward(q, rope.cos, rope.sin, pos);
-  be.rope_forward(k_new, rope.cos, rope.sin, pos);
+  if (positions.empty()) {
+    be.rope_forward(q, rope.cos, rope.sin, pos);
+    be.rope_forward(k_new, rope.cos, rope.sin, pos);
+  } else {
+    be.rope_positions_forward(q, rope.cos, rope.sin, positions);
+    be.rope_positions_forward(k_new, rope.cos, rope.sin, positions);
+  }
   be.attention_forward(y, lse, q, k_cache.slice(0, total).view(Shape{1, total, num_kv_heads_, head_dim_}),
                        v_cache.slice(0, total).view(Shape{1, total, num_kv_heads_, head_dim_}));
   linear_forward(c, residual, y.view(Shape{n, num_heads_ * head_dim_}), o_proj, 1.0);
 }
 
 void AttentionLayer::backward(const ModelContext& c, const RopeTables& rope, const Tensor& x, const Tensor& dresidual,
-                              Tensor dx, const Activations& a, Scratch& s) const {
+                              Tensor dx, const Activations& a, Scratch& s, const Tensor& positions) const {
   Backend& be = c.be();
   const int64_t N = x.dim(0);
   const auto rows = [N](const Tensor& t) { return t.view(Shape{N, t.numel() / N}); };
   linear_backward(c, rows(s.dy), dresidual, rows(a.y), o_proj);
   be.attention_backward(s.dq, s.dk, s.dv, s.dy, a.q, a.k, a.v, a.y, a.lse);
-  be.rope_backward(s.dq, rope.cos, rope.sin, 0);
-  be.rope_backward(s.dk, rope.cos, rope.sin, 0);
-  // x was used by three projections: dx = dq Wq + dk Wk + dv Wv.
-  linear_backward(c, dx, rows(s.dq), x, q_proj);
-  linear_backward(c, dx, rows(s.dk), x, k_proj, 1.0);
-  linear_backward(c, dx, rows(s.dv), x, v_proj, 1.0);
+  be.rope_qkv_backward(s.qkv, s.dq, s.dk, s.dv, rope.cos, rope.sin, positions);
+  // d[Wq; Wk; Wv] += dqkv^T x;  dx = dqkv [Wq; Wk; Wv].
+  be.gemm(c.params->stacked(c.params->grads_flat(), q_proj, 3), rows(s.qkv), true, x, false, 1.0, 1.0);
+  be.gemm(dx, rows(s.qkv), false, c.params->stacked(c.weights_flat, q_proj, 3), false, 1.0, 0.0);
 }
 
 }  // namespace lumina

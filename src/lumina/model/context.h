@@ -22,6 +22,12 @@ struct ModelContext {
   uint64_t seed = 0;
   int64_t step = 0;      // optimizer step the forward belongs to
   int64_t micro = 0;     // micro-batch index within the step
+  // Mixture-of-Depths layers decide per token without seeing later tokens, as
+  // generation does (mod.h), instead of top-k over each sequence.
+  bool mod_causal = false;
+  // Backward only: d(objective) / d(sum of the model's auxiliary losses of the
+  // last forward), e.g. the MoE aux + z losses (Transformer::backward sets it).
+  double dloss_aux = 0.0;
 
   Backend& be() const { return *backend; }
   Tensor weight(ParamId id) const { return params->in_layout(weights_flat, id); }

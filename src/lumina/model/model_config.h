@@ -3,7 +3,9 @@
 // Plain data; the field table (config/fields_model.cpp) gives each field its
 // default, range and help, and validate_model_config() the cross-field rules.
 #include <cstdint>
+#include <map>
 #include <string>
+#include <vector>
 
 namespace lumina {
 
@@ -35,6 +37,11 @@ struct ModelConfig {
   std::string moe_pattern = "all";  // all | every_2nd | every_3rd | every_4th | sandwich
   int64_t dense_start_layers = 0;
   int64_t dense_end_layers = 0;
+  // Dynamic experts (add_expert / prune_expert, train.expert_events): MoE layer ->
+  // its experts' routable mask (size = that layer's expert count; 0 = pruned, frozen).
+  // Layers not listed have num_experts experts, all routable. Not a TOML field: a
+  // checkpoint's trainer_state.json carries it (model/moe_layout.h).
+  std::map<int64_t, std::vector<uint8_t>> moe_layout;
 
   // ---- mixture of depths -------------------------------------------------------
   bool use_mod = false;

@@ -1,7 +1,11 @@
 #include "lumina/model/moe.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
+
+#include "lumina/model/host_transfer.h"
+#include "lumina/model/moe_layout.h"
 
 namespace lumina {
 namespace {
@@ -11,72 +15,47 @@ Tensor expert_matrix(const Tensor& w, int64_t e) { return w.slice(e, e + 1).view
 
 Tensor row(const Tensor& t, int64_t r) { return t.slice(r, r + 1); }
 
-// host (numel) = src, any float dtype the host converts, via host staging bytes.
-void download(Backend& be, const Tensor& src, std::vector<std::byte>& staging, std::vector<double>& host) {
-  staging.resize(src.bytes());
-  const Tensor h(staging.data(), src.dtype, Device::cpu, src.shape);
-  be.copy(h, src);
-  host.resize(static_cast<size_t>(src.numel()));
-  for (int64_t i = 0; i < src.numel(); ++i) {
-    double v = 0.0;
-    switch (src.dtype) {
-      case DType::f64: v = h.ptr<double>()[i]; break;
-      case DType::f32: v = h.ptr<float>()[i]; break;
-      case DType::bf16: v = to_float(h.ptr<bf16>()[i]); break;
-      case DType::f16: v = to_float(h.ptr<f16>()[i]); break;
-      default: fail("MoE: activations in {} are not supported; use f32, f64, bf16 or f16", dtype_name(src.dtype));
-    }
-    host[static_cast<size_t>(i)] = v;
-  }
-}
-
-// dst (numel) = host, converted to dst's dtype.
-void upload(Backend& be, Tensor dst, const std::vector<double>& host, std::vector<std::byte>& staging) {
-  staging.resize(dst.bytes());
-  const Tensor h(staging.data(), dst.dtype, Device::cpu, dst.shape);
-  for (int64_t i = 0; i < dst.numel(); ++i) {
-    const double v = host[static_cast<size_t>(i)];
-    switch (dst.dtype) {
-      case DType::f64: h.ptr<double>()[i] = v; break;
-      case DType::f32: h.ptr<float>()[i] = static_cast<float>(v); break;
-      case DType::bf16: h.ptr<bf16>()[i] = to_bf16(static_cast<float>(v)); break;
-      case DType::f16: h.ptr<f16>()[i] = to_f16(static_cast<float>(v)); break;
-      default: fail("MoE: activations in {} are not supported; use f32, f64, bf16 or f16", dtype_name(dst.dtype));
-    }
-  }
-  be.copy(dst, h);
-}
-
-// xg row r = x row row_token[r], for all R kept rows.
-void gather_rows(Backend& be, Tensor xg, const Tensor& x, const MoeRouting& r) {
-  for (int64_t i = 0; i < r.rows(); ++i) be.copy(row(xg, i), row(x, r.row_token[static_cast<size_t>(i)]));
+// xg row r = x row row_token[r], for all R kept rows: one row gather (the embedding lookup op).
+void gather_rows(Backend& be, Tensor xg, const Tensor& x, const Tensor& row_token, int64_t R) {
+  if (R > 0) be.embedding_forward(xg.prefix(Shape{R, x.dim(1)}), row_token.prefix(Shape{R}), x);
 }
 
 }  // namespace
 
-MoeFfn::MoeFfn(ParamStore& ps, const ModelConfig& cfg, const std::string& prefix)
-    : hidden_(cfg.hidden_size), ffn_(cfg.ffn_size()) {
-  routing_.num_experts = cfg.num_experts;
+MoeFfn::MoeFfn(ParamStore& ps, const ModelConfig& cfg, const std::string& prefix, int64_t layer)
+    : layer_(layer), hidden_(cfg.hidden_size), ffn_(cfg.ffn_size()) {
+  routing_.routable = moe_layer_routable(cfg, layer);
+  routing_.num_experts = static_cast<int64_t>(routing_.routable.size());
   routing_.top_k = cfg.moe_top_k;
   routing_.capacity_factor = cfg.capacity_factor;
   routing_.dropless = cfg.dropless;
   routing_.temperature = cfg.routing_temperature;
   routing_.load_balancing_weight = cfg.load_balancing_weight;
   routing_.z_loss_weight = cfg.router_z_loss_weight;
-  const int64_t E = cfg.num_experts, C = hidden_, F = ffn_;
-  LUMINA_CHECK(E >= 1 && cfg.moe_top_k >= 1 && cfg.moe_top_k <= E,
-               "MoE: moe_top_k = {} must be between 1 and num_experts = {}", cfg.moe_top_k, E);
+  routing_.noise_std = cfg.routing_noise_std;
+  routing_.expert_dropout = cfg.expert_dropout;
+  const int64_t E = routing_.num_experts, C = hidden_, F = ffn_;
+  const auto routable = std::count(routing_.routable.begin(), routing_.routable.end(), uint8_t{1});
+  LUMINA_CHECK(cfg.moe_top_k >= 1 && cfg.moe_top_k <= routable,
+               "MoE layer {}: moe_top_k = {} must be between 1 and its {} routable experts", layer, cfg.moe_top_k,
+               routable);
   LUMINA_CHECK(cfg.dropless || cfg.capacity_factor > 0.0, "MoE: capacity_factor = {} must be > 0 (or set dropless)",
                cfg.capacity_factor);
   LUMINA_CHECK(cfg.routing_temperature > 0.0, "MoE: routing_temperature = {} must be > 0", cfg.routing_temperature);
-  LUMINA_CHECK(cfg.routing_noise_std == 0.0 && cfg.expert_dropout == 0.0,
-               "MoE: routing_noise_std = {} and expert_dropout = {} are not implemented yet; set both to 0",
-               cfg.routing_noise_std, cfg.expert_dropout);
+  LUMINA_CHECK(cfg.routing_noise_std >= 0.0, "MoE: routing_noise_std = {} must be >= 0", cfg.routing_noise_std);
+  LUMINA_CHECK(cfg.expert_dropout >= 0.0 && cfg.expert_dropout < 1.0, "MoE: expert_dropout = {} must be in [0, 1)",
+               cfg.expert_dropout);
   const double residual_std = cfg.init_std / std::sqrt(2.0 * static_cast<double>(cfg.num_layers));
   router = ps.declare(prefix + "gate.weight", Shape{E, C}, ParamInit::normal, cfg.init_std, true);
   w1 = ps.declare(prefix + "experts.w1", Shape{E, F, C}, ParamInit::normal, cfg.init_std, true);
   w3 = ps.declare(prefix + "experts.w3", Shape{E, F, C}, ParamInit::normal, cfg.init_std, true);
   w2 = ps.declare(prefix + "experts.w2", Shape{E, C, F}, ParamInit::normal, residual_std, true);
+  // A pruned expert's router row and expert matrices are frozen (kept, never updated).
+  for (int64_t e = 0; e < E; ++e) {
+    if (routing_.routable[static_cast<size_t>(e)]) continue;
+    ps.freeze(router, e * C, (e + 1) * C);
+    for (const ParamId w : {w1, w3, w2}) ps.freeze(w, e * F * C, (e + 1) * F * C);
+  }
 }
 
 MoeFfn::Activations MoeFfn::plan(Arena& arena, DType act, int64_t N) const {
@@ -85,6 +64,7 @@ MoeFfn::Activations MoeFfn::plan(Arena& arena, DType act, int64_t N) const {
   a.logits = arena.alloc(act, Shape{N, routing_.num_experts});
   a.gate = arena.alloc(act, Shape{rows, ffn_});
   a.up = arena.alloc(act, Shape{rows, ffn_});
+  a.row_token = arena.alloc(DType::i32, Shape{rows});
   return a;
 }
 
@@ -102,11 +82,16 @@ const MoeStats& MoeFfn::forward(const ModelContext& c, const Tensor& x, Tensor r
                                 Scratch& s) const {
   Backend& be = c.be();
   const int64_t N = x.dim(0);
-  linear_forward(c, a.logits, x, router);  // (N, E)
-  download(be, a.logits, s.staging, s.host_a);
+  const Tensor logits = a.logits.prefix(Shape{N, routing_.num_experts});  // a may be planned for more tokens
+  linear_forward(c, logits, x, router);  // (N, E)
+  download_doubles(be, logits, s.staging, s.host_a);
   MoeRouting& r = a.routing;
-  moe_route(s.host_a.data(), N, routing_, r);
-  gather_rows(be, s.xg, x, r);
+  const MoeDrawKey key{c.seed, c.step, c.micro, layer_};
+  moe_route(s.host_a.data(), N, routing_, c.training ? &key : nullptr, r);
+  const int64_t R = r.rows();
+  s.host_rows.assign(r.row_token.begin(), r.row_token.end());
+  if (R > 0) be.copy(a.row_token.prefix(Shape{R}), Tensor(s.host_rows.data(), DType::i32, Device::cpu, Shape{R}));
+  gather_rows(be, s.xg, x, a.row_token, R);
   const Tensor W1 = c.weight(w1), W3 = c.weight(w3), W2 = c.weight(w2);
   for (int64_t e = 0; e < routing_.num_experts; ++e) {
     const int64_t b = r.row_begin[static_cast<size_t>(e)], end = r.row_begin[static_cast<size_t>(e + 1)];
@@ -130,8 +115,8 @@ void MoeFfn::backward(const ModelContext& c, const Tensor& x, const Tensor& dres
   const int64_t R = r.rows();
   const Tensor W1 = c.weight(w1), W3 = c.weight(w3), W2 = c.weight(w2);
   const Tensor dW1 = c.grad(w1), dW3 = c.grad(w3), dW2 = c.grad(w2);
-  gather_rows(be, s.xg, x, r);
-  gather_rows(be, s.dy, dresidual, r);  // dy_r = dresidual_n (before the weight)
+  gather_rows(be, s.xg, x, a.row_token, R);
+  gather_rows(be, s.dy, dresidual, a.row_token, R);  // dy_r = dresidual_n (before the weight)
   // Recompute h and y per expert; the combine weight's gradient is dots_r = dresidual_n . y_r.
   for (int64_t e = 0; e < routing_.num_experts; ++e) {
     const int64_t b = r.row_begin[static_cast<size_t>(e)], end = r.row_begin[static_cast<size_t>(e + 1)];
@@ -164,14 +149,15 @@ void MoeFfn::backward(const ModelContext& c, const Tensor& x, const Tensor& dres
   std::vector<double>& dweight = s.host_b;
   dweight.assign(static_cast<size_t>(r.tokens * r.top_k), 0.0);
   if (R > 0) {
-    download(be, s.dots.prefix(Shape{R}), s.staging, s.host_a);
+    download_doubles(be, s.dots.prefix(Shape{R}), s.staging, s.host_a);
     for (int64_t i = 0; i < R; ++i)
       dweight[static_cast<size_t>(r.row_slot[static_cast<size_t>(i)])] = s.host_a[static_cast<size_t>(i)];
   }
   s.host_a.resize(static_cast<size_t>(r.tokens * r.experts));
   moe_route_backward(r, routing_, dweight.data(), dloss_scale, s.host_a.data());
-  upload(be, s.dlogits, s.host_a, s.staging);
-  linear_backward(c, dx, s.dlogits, x, router, 1.0);
+  const Tensor dlogits = s.dlogits.prefix(Shape{r.tokens, r.experts});  // s may be planned for a wider layer
+  upload_doubles(be, dlogits, s.host_a, s.staging);
+  linear_backward(c, dx, dlogits, x, router, 1.0);
 }
 
 }  // namespace lumina

@@ -19,10 +19,16 @@
 // for backward; the gathered inputs, h and the expert outputs are recomputed.
 // The discrete choices (top-k, capacity) are held fixed in backward.
 //
-// CPU-first: the logits go to the host for routing and gather/scatter is one
-// backend copy/axpy per row; a device permute op replaces both for CUDA.
-// routing_noise_std and expert_dropout are not implemented yet: the
-// constructor rejects non-zero values rather than ignore them.
+// Training only (ModelContext::training): Gaussian routing noise on the logits
+// and expert dropout, drawn from (seed, step, micro, layer) (moe_routing.h).
+// Pruned experts (ModelConfig::moe_layout) are never routed and their slices
+// of the router and expert tensors are frozen in the ParamStore; they receive
+// exactly zero gradient (no rows; their router logit is masked, p = 0).
+//
+// CPU-first: the logits go to the host for routing; the row gathers are one
+// embedding-lookup op each, but the weighted scatter-add back, the combine
+// weights' gradients (dots) and the row weighting in backward are still one
+// tiny backend op per row (a device permute/unpermute op should replace them).
 #include <cstddef>
 #include <string>
 #include <vector>
@@ -37,8 +43,9 @@ namespace lumina {
 class MoeFfn {
  public:
   struct Activations {
-    Tensor logits;       // (N, E) raw router logits
+    Tensor logits;       // (N, E) raw router logits (E: this layer's experts)
     Tensor gate, up;     // (N*k, F) expert pre-activations, first R rows used
+    Tensor row_token;    // (N*k) i32 on the device: routing.row_token, for the row gathers
     MoeRouting routing;  // host: choices, weights, kept rows, statistics
   };
   struct Scratch {
@@ -50,12 +57,16 @@ class MoeFfn {
     Tensor dlogits;               // (N, E)
     std::vector<double> host_a, host_b;  // host copies (logits, dots, dlogits)
     std::vector<std::byte> staging;      // host bytes in the activation dtype
+    std::vector<int32_t> host_rows;      // routing.row_token as i32, staged for the device
   };
 
-  // prefix: "model.layers.{i}.block_sparse_moe." (Hugging Face names).
-  MoeFfn(ParamStore& ps, const ModelConfig& cfg, const std::string& prefix);
+  // prefix: "model.layers.{i}.block_sparse_moe." (Hugging Face names); layer: i, which
+  // keys the training draws and picks the layer's experts from cfg.moe_layout.
+  MoeFfn(ParamStore& ps, const ModelConfig& cfg, const std::string& prefix, int64_t layer);
   Activations plan(Arena& arena, DType act, int64_t N) const;
   Scratch plan_scratch(Arena& arena, DType act, int64_t N) const;
+  // a and s may be planned for more tokens than N, and s for a layer with more
+  // experts (one scratch serves all layers): the leading parts are used.
 
   // residual (N,C) += moe(x). Returns the step's statistics, including the
   // weighted aux and z losses (the caller adds them to the training loss).
@@ -66,12 +77,13 @@ class MoeFfn {
                 const Activations& a, Scratch& s) const;
 
   const MoeRoutingParams& routing_params() const { return routing_; }
+  int64_t layer() const { return layer_; }
 
   ParamId router, w1, w3, w2;
 
  private:
   MoeRoutingParams routing_;
-  int64_t hidden_, ffn_;
+  int64_t layer_, hidden_, ffn_;
 };
 
 }  // namespace lumina

@@ -1,5 +1,6 @@
 #include "lumina/model/param_store.h"
 
+#include <algorithm>
 #include <vector>
 
 #include "lumina/core/rng.h"
@@ -28,9 +29,35 @@ void ParamStore::allocate(Backend& backend, DType dtype) {
   grads_ = grad_buffer_.as_tensor(dtype, Shape{numel_});
 }
 
+void ParamStore::freeze(ParamId id, int64_t begin, int64_t end) {
+  const ParamSpec& s = specs_.at(static_cast<size_t>(id));
+  LUMINA_CHECK(0 <= begin && begin <= end && end <= s.shape.numel(),
+               "ParamStore: freeze({}, [{}, {})) outside its {} elements", s.name, begin, end, s.shape.numel());
+  if (begin == end) return;
+  frozen_.emplace_back(s.offset + begin, s.offset + end);
+  std::sort(frozen_.begin(), frozen_.end());
+  for (size_t i = 1; i < frozen_.size(); ++i)
+    LUMINA_CHECK(frozen_[i - 1].second <= frozen_[i].first, "ParamStore: frozen ranges of {} overlap", s.name);
+}
+
 Tensor ParamStore::in_layout(const Tensor& flat, ParamId id) const {
   const ParamSpec& s = specs_.at(static_cast<size_t>(id));
   return flat.slice(s.offset, s.offset + s.shape.numel()).view(s.shape);
+}
+
+Tensor ParamStore::stacked(const Tensor& flat, ParamId first, int count) const {
+  const ParamSpec& head = specs_.at(static_cast<size_t>(first));
+  Shape shape = head.shape;
+  int64_t end = head.offset + head.shape.numel();
+  for (int i = 1; i < count; ++i) {
+    const ParamSpec& s = specs_.at(static_cast<size_t>(first + i));
+    LUMINA_CHECK(s.offset == end && s.shape.rank == shape.rank && s.shape.numel() / s.shape[0] == shape.numel() / shape[0],
+                 "ParamStore::stacked: {} cannot be stacked under {} (shape {} after {})", s.name, head.name,
+                 s.shape.str(), shape.str());
+    shape.dims[0] += s.shape[0];
+    end += s.shape.numel();
+  }
+  return flat.slice(head.offset, end).view(shape);
 }
 
 ParamId ParamStore::find(const std::string& name) const {
@@ -56,5 +83,27 @@ void ParamStore::init_weights(uint64_t seed) {
 }
 
 void ParamStore::zero_grads() { backend_->fill(grads_, 0.0); }
+
+void copy_by_name(const ParamStore& from, const Tensor& from_flat, const ParamStore& to, Tensor to_flat) {
+  Backend& be = to.backend();
+  for (size_t id = 0; id < to.specs().size(); ++id) {
+    const ParamSpec& dst = to.specs()[id];
+    LUMINA_CHECK(from.contains(dst.name), "copy_by_name: parameter {} is not in the source model", dst.name);
+    const ParamId src_id = from.find(dst.name);
+    const Shape& src_shape = from.specs()[static_cast<size_t>(src_id)].shape;
+    const Tensor src = from.in_layout(from_flat, src_id), out = to.in_layout(to_flat, static_cast<ParamId>(id));
+    if (src_shape == dst.shape) {
+      be.copy(out, src);
+      continue;
+    }
+    // A grown leading dim: same rank and trailing dims, more rows.
+    bool grown = src_shape.rank == dst.shape.rank && src_shape.rank >= 1 && dst.shape[0] > src_shape[0];
+    for (int d = 1; grown && d < dst.shape.rank; ++d) grown = src_shape[d] == dst.shape[d];
+    LUMINA_CHECK(grown, "copy_by_name: parameter {} changes shape from {} to {}; only a grown leading (expert) dim "
+                 "can be carried over", dst.name, src_shape.str(), dst.shape.str());
+    be.copy(out.slice(0, src_shape[0]), src);
+    be.fill(out.slice(src_shape[0], dst.shape[0]), 0.0);
+  }
+}
 
 }  // namespace lumina

@@ -8,10 +8,13 @@
 // - params and grads have the dtype given to allocate() (f32 master weights on
 //   every device; f64 for gradient checks on the CPU).
 // - gradients accumulate (+=) during backward; zero_grads() clears them per step.
+// - frozen element ranges (pruned experts) are left alone by the optimizer: no
+//   update, no weight decay, moments kept; the model guarantees zero gradients there.
 // Flat buffers make the optimizer, grad-norm, all-reduce and checkpoint I/O one call each.
 #include <cstdint>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "lumina/backend/backend.h"
@@ -35,6 +38,10 @@ class ParamStore {
  public:
   ParamId declare(std::string name, Shape shape, ParamInit init, double init_std, bool weight_decay);
   void allocate(Backend& backend, DType dtype);
+  // Freezes elements [begin, end) of parameter `id` (flat order within the parameter).
+  void freeze(ParamId id, int64_t begin, int64_t end);
+  // Frozen [begin, end) ranges of the flat buffers, sorted and disjoint.
+  const std::vector<std::pair<int64_t, int64_t>>& frozen() const { return frozen_; }
 
   // Initialises every parameter from (seed, parameter index): normal(0, std) or ones.
   // Draws on the host in f64 then copies, so weights are identical on every backend.
@@ -46,7 +53,12 @@ class ParamStore {
   // Parameter `id`'s view inside any flat buffer laid out like the parameters
   // (gradients, optimizer state, a compute-dtype copy, a staged host copy).
   Tensor in_layout(const Tensor& flat, ParamId id) const;
+  // Parameters first .. first + count - 1 as one tensor stacked along dim 0 of
+  // `flat` (e.g. q/k/v projections for one fused GEMM): they are adjacent in
+  // every flat layout; their trailing dims must agree.
+  Tensor stacked(const Tensor& flat, ParamId first, int count) const;
   ParamId find(const std::string& name) const;  // throws when unknown
+  bool contains(const std::string& name) const { return by_name_.count(name) > 0; }
 
   const std::vector<ParamSpec>& specs() const { return specs_; }
   int64_t numel() const { return numel_; }  // known right after declare(), before allocate()
@@ -60,9 +72,17 @@ class ParamStore {
   std::vector<ParamSpec> specs_;
   std::unordered_map<std::string, ParamId> by_name_;
   int64_t numel_ = 0;
+  std::vector<std::pair<int64_t, int64_t>> frozen_;
   Backend* backend_ = nullptr;
   Buffer param_buffer_, grad_buffer_;
   Tensor params_, grads_;
 };
+
+// Copies every parameter of `to` from the parameter of the same name in `from`
+// (any flat buffers laid out like the two stores: weights, gradients, optimizer
+// moments). A parameter whose leading dim grew (an expert added to an [E, ...]
+// tensor) gets the old rows and zeros after them. Throws on a parameter missing
+// from `from` or another shape change.
+void copy_by_name(const ParamStore& from, const Tensor& from_flat, const ParamStore& to, Tensor to_flat);
 
 }  // namespace lumina

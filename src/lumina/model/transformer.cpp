@@ -70,7 +70,7 @@ Transformer::Plan Transformer::plan(Arena& arena, int64_t B, int64_t T, DType ac
   p.dlosses = arena.alloc(stat, Shape{N});
   p.dfinal_norm = arena.alloc(act, Shape{N, C});
   p.dresid = arena.alloc(act, Shape{N, C});
-  p.scratch = blocks_.empty() ? Block::Scratch{} : blocks_.front().plan_scratch(arena, act, stat, B, T);
+  p.scratch = Block::plan_scratch(blocks_, arena, act, stat, B, T);
   return p;
 }
 
@@ -156,7 +156,48 @@ ForwardResult Transformer::forward(const int32_t* tokens, const int32_t* targets
     result.valid_tokens += 1;
     result.correct += host_argmax_[static_cast<size_t>(n)] == targets[n];
   }
+  for (size_t l = 0; l < blocks_.size(); ++l) {
+    if (!blocks_[l].is_moe()) continue;
+    if (blocks_[l].is_mod() && p.blocks[l].mod.sel.rows() == 0) continue;  // MoD routed no token: no MoE pass
+    const MoeRouting& routing = p.blocks[l].ffn.moe.routing;  // in a MoD layer: over the routed tokens only
+    const MoeStats& st = routing.stats;
+    result.aux_loss += st.aux_loss;
+    result.z_loss += st.z_loss;
+    const int64_t assignments = routing.tokens * blocks_[l].moe()->routing_params().top_k;
+    result.moe_layers.push_back({static_cast<int64_t>(l), assignments, st});
+  }
+  if (cfg_.use_mod) {
+    double depth = 0.0, flops = 0.0, dense_flops = 0.0;
+    for (size_t l = 0; l < blocks_.size(); ++l) {
+      const double layer_dense = blocks_[l].dense_forward_flops(B_, T_);
+      dense_flops += layer_dense;
+      if (!blocks_[l].is_mod()) {
+        depth += 1.0;
+        flops += layer_dense;
+        continue;
+      }
+      const ModLayerStats& st = p.blocks[l].mod.sel.stats;
+      depth += st.capacity;
+      flops += st.flops;
+      result.mod_predictor_loss += kModPredictorLossWeight * st.predictor_loss;
+      result.mod_layers.push_back(st);
+    }
+    result.mod_average_depth = depth;
+    result.mod_flops_saved = 1.0 - flops / dense_flops;
+  }
   return result;
+}
+
+const MoeRouting* Transformer::moe_routing(size_t layer) const {
+  LUMINA_CHECK(layer < blocks_.size(), "moe_routing: layer {} of {}", layer, blocks_.size());
+  if (!blocks_[layer].is_moe() || plan_.blocks.empty()) return nullptr;
+  return &plan_.blocks[layer].ffn.moe.routing;
+}
+
+const ModRouter::Selection* Transformer::mod_selection(size_t layer) const {
+  LUMINA_CHECK(layer < blocks_.size(), "mod_selection: layer {} of {}", layer, blocks_.size());
+  if (!blocks_[layer].is_mod() || plan_.blocks.empty()) return nullptr;
+  return &plan_.blocks[layer].mod.sel;
 }
 
 void Transformer::set_training_step(bool training, uint64_t seed, int64_t step, int64_t micro) {
@@ -170,9 +211,10 @@ void Transformer::refresh_compute_weights() {
   if (ctx_.weights_flat.data != params_.params_flat().data) ctx_.backend->cast(ctx_.weights_flat, params_.params_flat());
 }
 
-void Transformer::backward() {
+void Transformer::backward(double dloss_aux) {
   LUMINA_CHECK(have_head_grad_, "Transformer::backward() needs a forward() with dloss_per_token > 0");
   Backend& be = *ctx_.backend;
+  ctx_.dloss_aux = dloss_aux;
   Plan& p = plan_;
   be.fill(p.dresid, 0.0);
   be.rmsnorm_backward(p.dresid, ctx_.grad(final_norm_), p.dfinal_norm, p.resid.back(), ctx_.weight(final_norm_),

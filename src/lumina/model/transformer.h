@@ -1,12 +1,25 @@
 #pragma once
-// Dense LLaMA-style decoder: embedding -> L pre-norm blocks -> rmsnorm -> LM
-// head (tied to the embedding or not) -> cross-entropy.
+// LLaMA-style decoder: embedding -> L pre-norm blocks (dense or MoE FFN,
+// layer_kinds.h) -> rmsnorm -> LM head (tied to the embedding or not) -> cross-entropy.
 //
 // Life cycle: construct (declares parameters, allocates nothing: model-info
 // uses this) -> allocate(backend) -> prepare(B, T) (plans and allocates every
-// activation once) -> per micro-batch: forward(...) then backward().
+// activation once) -> per micro-batch: forward(...) then backward(dloss_aux).
 // The LM head and the loss run in row chunks fused with their gradient, so
 // full (B*T, V) logits never exist.
+//
+// Training objective with MoE layers. One optimizer step of M micro-batches
+// (m = 1..M, each N = B*T tokens) minimises
+//   J = sum_m CE_sum_m / valid_tokens_of_step  +  (1/M) sum_m sum_{MoE layers l} (aux_m,l + z_m,l)
+// aux and z being the weighted losses of moe_routing.h, each a mean over the N
+// routed tokens of its micro-batch (masked targets included: every input token
+// is routed), so micro-batches weigh equally and with M = 1, J = mean CE + sum_l (aux_l + z_l).
+// The trainer therefore passes forward(..., dloss_per_token = s / valid_tokens_of_step)
+// and backward(dloss_aux = s / M), s being the fp16 loss scale (1 otherwise).
+// The reported loss (ForwardResult::loss_sum) is the cross-entropy alone.
+// MoD layers (mod.h) add their predictor losses to the auxiliary sum in the same
+// way: (1/M) sum_m sum_{MoD layers l} kModPredictorLossWeight * mean BCE_m,l
+// (ForwardResult::mod_predictor_loss); it reaches the predictor weights only.
 #include <memory>
 #include <vector>
 
@@ -18,10 +31,28 @@
 
 namespace lumina {
 
+// One MoE layer's routing statistics of a forward pass.
+struct MoeLayerStats {
+  int64_t layer = 0;        // block index
+  int64_t assignments = 0;  // (token, expert) pairs routed, before capacity: N * moe_top_k
+  MoeStats stats;
+};
+
 struct ForwardResult {
   double loss_sum = 0.0;     // sum of per-token losses over unmasked targets
   int64_t valid_tokens = 0;  // unmasked targets (target >= 0)
   int64_t correct = 0;       // unmasked targets whose argmax prediction is right
+  // MoE: the weighted aux and z losses summed over the MoE layers (not in
+  // loss_sum), and every MoE layer's statistics, in layer order.
+  double aux_loss = 0.0, z_loss = 0.0;
+  std::vector<MoeLayerStats> moe_layers;
+  // MoD: every MoD layer's statistics, in layer order; the weighted predictor
+  // losses summed over them (not in loss_sum); over all layers, the average depth
+  // (layers whose routed part a token ran, dense layers counting 1 for every token)
+  // and the fraction of the decoder layers' forward FLOPs saved against running them densely.
+  std::vector<ModLayerStats> mod_layers;
+  double mod_predictor_loss = 0.0;
+  double mod_average_depth = 0.0, mod_flops_saved = 0.0;
 };
 
 class Transformer {
@@ -47,16 +78,23 @@ class Transformer {
   // dloss_per_token for every unmasked n (e.g. 1 / tokens in the whole batch), and
   // backward() may follow. Otherwise this is an evaluation pass.
   ForwardResult forward(const int32_t* tokens, const int32_t* targets, double dloss_per_token);
-  // Accumulates (+=) parameter gradients of the last forward's loss.
-  void backward();
+  // Accumulates (+=) parameter gradients of the last forward's loss, with
+  // dloss_aux = d objective / d(aux_loss + z_loss of that forward) (see the top).
+  void backward(double dloss_aux);
   // Sets what the next forward() draws its training-only randomness from
   // (ModelContext::training, seed, step, micro); evaluation passes training = false.
   void set_training_step(bool training, uint64_t seed, int64_t step, int64_t micro);
+  // MoD layers decide per token as generation does (ModelContext::mod_causal) in the next forwards.
+  void set_mod_causal(bool causal) { ctx_.mod_causal = causal; }
 
   // For inference code (infer/), which runs the same modules with a KV cache.
   const ModelContext& context() const { return ctx_; }
   const RopeTables& rope() const { return rope_; }
   const std::vector<Block>& blocks() const { return blocks_; }
+  // The routing MoE layer `layer` chose in the last forward (nullptr for a dense layer).
+  const MoeRouting* moe_routing(size_t layer) const;
+  // The tokens MoD layer `layer` routed in the last forward (nullptr outside MoD layers).
+  const ModRouter::Selection* mod_selection(size_t layer) const;
   ParamId embed_tokens_id() const { return embed_tokens_; }
   ParamId final_norm_id() const { return final_norm_; }
   ParamId head_weight() const { return tie_ ? embed_tokens_ : lm_head_; }

@@ -24,16 +24,27 @@ void AdamW::step(double lr, double grad_scale) {
   h.eps = cfg_.eps;
   h.step = step_;
   h.grad_scale = grad_scale;
-  // Consecutive parameters with the same decay setting form one flat range: one call each.
+  auto update = [&](int64_t begin, int64_t end) {
+    if (begin < end)
+      be.adamw_update(params_.params_flat().slice(begin, end), params_.grads_flat().slice(begin, end),
+                      m_.slice(begin, end), v_.slice(begin, end), h);
+  };
+  // Consecutive parameters with the same decay setting form one flat range: one
+  // call each, split around the frozen ranges inside it.
   const auto& specs = params_.specs();
-  size_t i = 0;
+  const auto& frozen = params_.frozen();
+  size_t i = 0, f = 0;
   while (i < specs.size()) {
     size_t j = i + 1;
     while (j < specs.size() && specs[j].weight_decay == specs[i].weight_decay) ++j;
-    const int64_t begin = specs[i].offset, end = specs[j - 1].offset + specs[j - 1].shape.numel();
+    int64_t begin = specs[i].offset;
+    const int64_t end = specs[j - 1].offset + specs[j - 1].shape.numel();
     h.weight_decay = specs[i].weight_decay ? cfg_.weight_decay : 0.0;
-    be.adamw_update(params_.params_flat().slice(begin, end), params_.grads_flat().slice(begin, end),
-                    m_.slice(begin, end), v_.slice(begin, end), h);
+    for (; f < frozen.size() && frozen[f].first < end; ++f) {
+      update(begin, frozen[f].first);
+      begin = frozen[f].second;
+    }
+    update(begin, end);
     i = j;
   }
 }

@@ -2,7 +2,8 @@
 // AdamW over a ParamStore's flat buffers (decoupled weight decay, Loshchilov &
 // Hutter 2019): m and v are f32 (or f64) flat buffers of the same layout as
 // the parameters; weight decay is skipped for parameters declared without it
-// (norm weights).
+// (norm weights). Frozen ranges of the store (ParamStore::frozen: pruned
+// experts) are not touched at all: no update, no decay, their m and v kept.
 #include "lumina/backend/backend.h"
 #include "lumina/model/param_store.h"
 
@@ -23,6 +24,7 @@ class AdamW {
   // (global-norm clipping, loss-scale undo). Increments the step counter.
   void step(double lr, double grad_scale);
 
+  const AdamWConfig& config() const { return cfg_; }
   int64_t steps_taken() const { return step_; }
   void set_steps_taken(int64_t s) { step_ = s; }
   Tensor m_flat() const { return m_; }

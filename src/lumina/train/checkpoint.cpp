@@ -11,6 +11,7 @@
 #include "lumina/io/atomic_file.h"
 #include "lumina/io/checksum.h"
 #include "lumina/io/safetensors.h"
+#include "lumina/model/layer_kinds.h"
 
 namespace fs = std::filesystem;
 
@@ -53,8 +54,10 @@ void restore_flat(const SafetensorsFile& file, const ParamStore& ps, Tensor flat
     const std::string name = s.name + suffix;
     LUMINA_CHECK(file.contains(name), "{}: tensor {} is missing (the checkpoint is of another model?)", file.path(), name);
     const Tensor src = file.tensor(name);
-    LUMINA_CHECK(src.shape == s.shape, "{}: tensor {} has shape {}, the model expects {}", file.path(), name,
-                 src.shape.str(), s.shape.str());
+    LUMINA_CHECK(src.shape == s.shape,
+                 "{}: tensor {} has shape {}, the model expects {} (the checkpoint was written for another model "
+                 "config: compare its config.toml)",
+                 file.path(), name, src.shape.str(), s.shape.str());
     LUMINA_CHECK(src.dtype == flat.dtype, "{}: tensor {} is {}, expected {}", file.path(), name, dtype_name(src.dtype),
                  dtype_name(flat.dtype));
     be.copy(ps.in_layout(flat, static_cast<ParamId>(id)), src);
@@ -86,6 +89,12 @@ std::string read_pointer_file(const fs::path& file) {
 void pause_inside_save_for_tests() {
   if (const char* ms = std::getenv("LUMINA_TEST_CHECKPOINT_PAUSE_MS"))
     std::this_thread::sleep_for(std::chrono::milliseconds(std::atoi(ms)));
+}
+
+nlohmann::json moe_layout_to_json(const ModelConfig& cfg) {
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& [layer, routable] : cfg.moe_layout) j[std::to_string(layer)] = routable;
+  return j;
 }
 
 nlohmann::json file_record(const std::string& path, uint64_t checksum) {
@@ -184,6 +193,7 @@ std::string CheckpointManager::save(const Transformer& model, const AdamW& optim
 
   nlohmann::json j = trainer_state_to_json(state);
   j["adam_steps"] = optimizer.steps_taken();
+  j["moe_layout"] = moe_layout_to_json(model.config());
   j["files"] = {{kModelFile, file_record((partial / kModelFile).string(), model_sum)},
                 {kOptimizerFile, file_record((partial / kOptimizerFile).string(), optimizer_sum)}};
   write_file_atomic((partial / kStateFile).string(), j.dump(2) + "\n");
@@ -228,7 +238,7 @@ void CheckpointManager::apply_retention() {
   }
 }
 
-TrainerState CheckpointManager::load(const std::string& which, Transformer& model, AdamW& optimizer) {
+std::string CheckpointManager::select(const std::string& which) {
   std::vector<std::string> candidates;
   const bool pointer = which == "latest" || which == "best";
   if (pointer) {
@@ -243,16 +253,9 @@ TrainerState CheckpointManager::load(const std::string& which, Transformer& mode
   std::string failures;
   for (const std::string& path : candidates) {
     try {
-      const nlohmann::json state = verify_checkpoint(path);
-      SafetensorsFile weights((fs::path(path) / kModelFile).string());
-      SafetensorsFile opt((fs::path(path) / kOptimizerFile).string());
-      restore_flat(weights, model.params(), model.params().params_flat(), "");
-      restore_flat(opt, model.params(), optimizer.m_flat(), ".exp_avg");
-      restore_flat(opt, model.params(), optimizer.v_flat(), ".exp_avg_sq");
-      optimizer.set_steps_taken(state.at("adam_steps").get<int64_t>());
-      loaded_path_ = path;
+      verify_checkpoint(path);
       if (!failures.empty()) log_warning("resumed from {} instead", path);
-      return trainer_state_from_json(state, (fs::path(path) / kStateFile).string());
+      return path;
     } catch (const std::exception& e) {
       if (!pointer) fail("checkpoint {} cannot be loaded: {}", path, e.what());
       log_warning("checkpoint {} failed its integrity check: {}", path, e.what());
@@ -260,6 +263,61 @@ TrainerState CheckpointManager::load(const std::string& which, Transformer& mode
     }
   }
   fail("no loadable checkpoint in {}:{}", dir_, failures);
+}
+
+TrainerState CheckpointManager::load(const std::string& path, Transformer& model, AdamW& optimizer) {
+  try {
+    const nlohmann::json state = verify_checkpoint(path);
+    SafetensorsFile weights((fs::path(path) / kModelFile).string());
+    SafetensorsFile opt((fs::path(path) / kOptimizerFile).string());
+    restore_flat(weights, model.params(), model.params().params_flat(), "");
+    restore_flat(opt, model.params(), optimizer.m_flat(), ".exp_avg");
+    restore_flat(opt, model.params(), optimizer.v_flat(), ".exp_avg_sq");
+    optimizer.set_steps_taken(state.at("adam_steps").get<int64_t>());
+    loaded_path_ = path;
+    return trainer_state_from_json(state, (fs::path(path) / kStateFile).string());
+  } catch (const std::exception& e) {
+    fail("checkpoint {} cannot be loaded: {}", path, e.what());
+  }
+}
+
+ModelConfig checkpoint_model_config(const std::string& checkpoint_dir, const ModelConfig& config) {
+  const std::string state_path = (fs::path(checkpoint_dir) / kStateFile).string();
+  const auto state = nlohmann::json::parse(read_file(state_path), nullptr, false);
+  LUMINA_CHECK(!state.is_discarded(), "{}: not valid trainer state JSON", state_path);
+  ModelConfig out = config;
+  out.moe_layout.clear();
+  if (!state.contains("moe_layout")) return out;  // written before dynamic experts: the config's shapes
+  const nlohmann::json& layout = state.at("moe_layout");
+  LUMINA_CHECK(layout.is_object(), "{}: moe_layout must be an object of layer -> routable mask", state_path);
+  for (const auto& [key, mask] : layout.items()) {
+    int64_t layer = -1;
+    try {
+      size_t used = 0;
+      layer = std::stoll(key, &used);
+      if (used != key.size()) layer = -1;
+    } catch (const std::exception&) {
+    }
+    LUMINA_CHECK(layer >= 0 && layer < config.num_layers && is_moe_layer(config, layer),
+                 "{}: moe_layout lists layer \"{}\", which is not a MoE layer of this config (model.num_layers = {}, "
+                 "use_moe = {}, moe_pattern = \"{}\"): the checkpoint was written for another model",
+                 state_path, key, config.num_layers, config.use_moe, config.moe_pattern);
+    std::vector<uint8_t> routable;
+    for (const auto& v : mask) {
+      LUMINA_CHECK(v.is_number_integer() && (v.get<int>() == 0 || v.get<int>() == 1),
+                   "{}: moe_layout of layer {} must hold 0 (pruned) or 1 (routable) per expert", state_path, layer);
+      routable.push_back(static_cast<uint8_t>(v.get<int>()));
+    }
+    LUMINA_CHECK(static_cast<int64_t>(routable.size()) >= config.num_experts,
+                 "{}: layer {} has {} experts, fewer than model.num_experts = {} (experts are added, never removed): "
+                 "the checkpoint was written with another num_experts",
+                 state_path, layer, routable.size(), config.num_experts);
+    const auto left = std::count(routable.begin(), routable.end(), uint8_t{1});
+    LUMINA_CHECK(left >= config.moe_top_k, "{}: layer {} has {} routable experts, fewer than model.moe_top_k = {}",
+                 state_path, layer, left, config.moe_top_k);
+    out.moe_layout[layer] = std::move(routable);
+  }
+  return out;
 }
 
 }  // namespace lumina

@@ -10,6 +10,11 @@
 // complete checkpoint. trainer_state.json records the XXH3 checksum and size
 // of both tensor files; loading verifies them, and `latest`/`best` fall back
 // to the newest older checkpoint that verifies, saying which one failed and why.
+//
+// Shapes: trainer_state.json's "moe_layout" ({"<layer>": [1, 1, 0, 1, 1]}, the
+// routable mask of every MoE layer whose experts dynamic expert events changed;
+// ModelConfig::moe_layout) says how many experts each layer has; a model is
+// rebuilt with checkpoint_model_config() before its weights are loaded.
 #include <cstdint>
 #include <limits>
 #include <string>
@@ -44,10 +49,14 @@ class CheckpointManager {
   // then applies retention. Returns the checkpoint's path.
   std::string save(const Transformer& model, const AdamW& optimizer, const TrainerState& state, bool is_best);
 
-  // which: "latest", "best" or a checkpoint directory path. Restores model and
-  // optimizer state in place and returns the trainer state. Throws when nothing
-  // loadable is found.
-  TrainerState load(const std::string& which, Transformer& model, AdamW& optimizer);
+  // which: "latest", "best" or a checkpoint directory path: the checkpoint to
+  // resume from, verified (files, sizes, checksums). For latest and best, one
+  // that fails falls back to the newest older one that verifies, with a warning.
+  // Throws when nothing loadable is found.
+  std::string select(const std::string& which);
+  // Restores model and optimizer state in place from checkpoint directory `path`
+  // (its shapes must be the model's: see checkpoint_model_config) and returns the trainer state.
+  TrainerState load(const std::string& path, Transformer& model, AdamW& optimizer);
 
   // Checkpoint directories (complete ones, newest first).
   std::vector<std::string> list() const;
@@ -71,6 +80,11 @@ std::string resolve_checkpoint_dir(const std::string& path);
 
 // Verifies a checkpoint's files and copies its weights into `model` (allocated).
 void load_model_weights(const std::string& checkpoint_dir, Transformer& model);
+
+// `config` with the expert layout the checkpoint was written with; throws when
+// the layout cannot belong to `config` (a layer that is not MoE there, fewer
+// experts than model.num_experts, fewer routable ones than moe_top_k).
+ModelConfig checkpoint_model_config(const std::string& checkpoint_dir, const ModelConfig& config);
 
 // Verifies a checkpoint directory (files present, sizes and checksums) and
 // returns its trainer_state.json; throws an error naming the bad file.

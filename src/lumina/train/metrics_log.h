@@ -1,6 +1,7 @@
 #pragma once
 // metrics.jsonl: one JSON object per line, appended as training goes.
-// Training rows: {"step", "loss", "lr", "grad_norm", "tokens_per_second", "tokens", "elapsed_s"};
+// Training rows: {"step", "loss", "lr", "grad_norm", "tokens_per_second", "tokens", "elapsed_s"}
+// (+ "moe" for MoE models, train/moe_metrics.h);
 // evaluation rows: {"step", "val_loss", "val_ppl", "val_bpb", "val_accuracy"}.
 // Floats are written in their shortest round-trip form, so equal doubles are
 // equal text (resume tests compare rows bit for bit).

@@ -5,6 +5,7 @@
 // here, the field table (config/fields_train.cpp) gives ranges and help.
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace lumina {
 
@@ -40,6 +41,9 @@ struct TrainConfig {
   // ---- checkpoints ----------------------------------------------------------------------
   int64_t save_every_n_batches = 1000;  // optimizer steps between checkpoints; 0: only at the end
   int64_t save_total_limit = 5;         // periodic checkpoints kept (latest and best always kept); 0: all
+
+  // ---- dynamic experts --------------------------------------------------------------
+  std::vector<std::string> expert_events;  // "add <layer> @ <step>", "prune <layer> <expert> @ <step>"
 
   // ---- early stopping on validation loss -------------------------------------------
   int64_t early_stopping_patience = 0;  // evaluations without improvement; 0: off

@@ -15,7 +15,10 @@
 #include "lumina/optim/lr_schedule.h"
 #include "lumina/train/checkpoint.h"
 #include "lumina/train/evaluate.h"
+#include "lumina/train/expert_events.h"
 #include "lumina/train/metrics_log.h"
+#include "lumina/train/mod_metrics.h"
+#include "lumina/train/moe_metrics.h"
 #include "lumina/train/progress.h"
 #include "lumina/train/signals.h"
 
@@ -79,12 +82,11 @@ TrainSummary train(const RunConfig& cfg, const TrainOptions& opt) {
   // ---- model and optimizer --------------------------------------------------------------------
   const SelectedBackend selected = select_backend(tc.device, tc.precision);
   Backend& be = *selected.backend;
-  Transformer model(cfg.model);
-  model.allocate(be, DType::f32, selected.act_dtype);
-  model.params().init_weights(seed);
-  model.prepare(tc.batch_size, tc.seq_len);
   const OptimConfig& oc = cfg.optim;
-  AdamW optimizer(model.params(), AdamWConfig{oc.beta1, oc.beta2, oc.eps, oc.weight_decay});
+  const AdamWConfig adamw{oc.beta1, oc.beta2, oc.eps, oc.weight_decay};
+  // Rebuilt (tm.model, tm.optimizer replaced) by dynamic expert events and by resuming with changed experts.
+  TrainingModel tm = build_training_model(cfg.model, be, selected.act_dtype, seed, tc.batch_size, tc.seq_len, adamw);
+  const std::vector<ExpertEvent> expert_events = parse_expert_events(tc.expert_events);
   const ParamCounts counts = count_params(cfg.model);
   // fp16 activations need dynamic loss scaling; other precisions train unscaled.
   std::optional<DynamicLossScaler> scaler;
@@ -102,7 +104,15 @@ TrainSummary train(const RunConfig& cfg, const TrainOptions& opt) {
   const RunPaths paths = run_paths(tc);
   CheckpointManager checkpoints(paths.checkpoints.string(), tc.save_total_limit, run_config_to_toml(cfg));
   TrainerState state;
-  if (!opt.resume.empty()) state = checkpoints.load(opt.resume, model, optimizer);
+  if (!opt.resume.empty()) {
+    // The checkpoint's expert layout first (dynamic experts change shapes), then its state.
+    const std::string path = checkpoints.select(opt.resume);
+    const ModelConfig saved = checkpoint_model_config(path, cfg.model);
+    if (saved.moe_layout != tm.model->config().moe_layout)
+      tm = build_training_model(saved, be, selected.act_dtype, seed, tc.batch_size, tc.seq_len, adamw);
+    state = checkpoints.load(path, *tm.model, *tm.optimizer);
+    check_resumed_expert_layout(saved, cfg.model, expert_events, state.step, path);
+  }
   if (scaler && state.extra.contains("loss_scaler")) scaler->load_state(state.extra["loss_scaler"]);
 
   // ---- the run directory -----------------------------------------------------------------------
@@ -128,14 +138,24 @@ TrainSummary train(const RunConfig& cfg, const TrainOptions& opt) {
   int64_t last_saved_step = -1;
   auto save = [&](bool is_best) {
     if (scaler) state.extra["loss_scaler"] = scaler->state();
-    summary.last_checkpoint = checkpoints.save(model, optimizer, state, is_best);
+    summary.last_checkpoint = checkpoints.save(*tm.model, *tm.optimizer, state, is_best);
     last_saved_step = state.step;
     log_info("saved checkpoint {}", summary.last_checkpoint);
   };
   auto run_eval = [&]() {
     if (!val_data) return false;
-    const EvalResult e = evaluate(model, *val_data, tc.batch_size, tc.eval_steps);
-    metrics.append(eval_row(state.step, e));
+    const EvalResult e = evaluate(*tm.model, *val_data, tc.batch_size, tc.eval_steps);
+    nlohmann::json row = eval_row(state.step, e);
+    if (cfg.model.use_mod && cfg.model.mod_routing_type == "learned") {
+      // What generation sees: every MoD layer decides per token with its predictor (model/mod.h).
+      tm.model->set_mod_causal(true);
+      const EvalResult causal = evaluate(*tm.model, *val_data, tc.batch_size, tc.eval_steps);
+      tm.model->set_mod_causal(false);
+      row["val_loss_causal"] = causal.loss;
+      log_info("eval step {}: MoD with causal (predictor) routing, as in generation: val_loss {:.4f}", state.step,
+               causal.loss);
+    }
+    metrics.append(row);
     summary.val_loss = e.loss;
     summary.val_bits_per_token = e.bits_per_token;
     log_info("eval step {}: val_loss {:.4f} | ppl {:.2f} | bits/token {:.4f} | accuracy {:.2f}%", state.step, e.loss,
@@ -161,16 +181,25 @@ TrainSummary train(const RunConfig& cfg, const TrainOptions& opt) {
     int64_t valid = 0;
     for (int32_t t : targets) valid += t >= 0;
     LUMINA_CHECK(valid > 0, "step {}: every target of the batch is masked", state.step);
+    apply_expert_events(tm, expert_events, state.step, seed, inputs.data(), targets.data());
+    Transformer& model = *tm.model;
+    AdamW& optimizer = *tm.optimizer;
 
     model.params().zero_grads();
     const double loss_scale = scaler ? scaler->scale() : 1.0;
     double loss_sum = 0.0;
+    MoeStepStats moe_stats;
+    ModStepStats mod_stats(cfg.model.mod_routing_type == "learned", cfg.model.num_layers);
+    // Objective (transformer.h): CE summed over the step / its valid targets + the mean over micro-batches of
+    // the MoE aux + z losses, all times the loss scale.
     for (int64_t a = 0; a < accum; ++a) {
       model.set_training_step(true, tc.seed, state.step, a);
       const ForwardResult r = model.forward(inputs.data() + a * B * T, targets.data() + a * B * T,
                                             loss_scale / static_cast<double>(valid));
-      model.backward();
+      model.backward(loss_scale / static_cast<double>(accum));
       loss_sum += r.loss_sum;
+      moe_stats.add(r);
+      mod_stats.add(r);
     }
     const double loss = loss_sum / static_cast<double>(valid);
     const double scaled_grad_norm = grad_global_norm(model.params());
@@ -196,6 +225,8 @@ TrainSummary train(const RunConfig& cfg, const TrainOptions& opt) {
       row["loss_scale"] = loss_scale;
       row["skipped_steps"] = scaler->skipped_steps();
     }
+    if (!moe_stats.empty()) row["moe"] = moe_stats.to_json();
+    if (!mod_stats.empty()) row["mod"] = mod_stats.to_json();
     metrics.append(row);
     LUMINA_CHECK(std::isfinite(loss), "step {}: the loss is {} (diverged): lower optim.learning_rate or check the data",
                  state.step, loss);
@@ -209,6 +240,8 @@ TrainSummary train(const RunConfig& cfg, const TrainOptions& opt) {
       ps.tokens_per_second = tokens_per_second;
       ps.start_step = start_step;
       ps.elapsed_seconds = elapsed;
+      if (!moe_stats.empty()) ps.extra = moe_stats.progress_text();
+      if (!mod_stats.empty()) ps.extra += (ps.extra.empty() ? "" : " | ") + mod_stats.progress_text();
       progress.update(ps);
       log_line(LogLevel::debug, format_progress(ps));
     }

@@ -1,6 +1,7 @@
 #pragma once
 // The training loop. One optimizer step:
-//   gradient_accumulation_steps micro-batches (forward + backward, gradients
+//   the step's train.expert_events (dynamic experts: model and AdamW rebuilt)
+//   -> gradient_accumulation_steps micro-batches (forward + backward, gradients
 //   summed, loss averaged over every target token of the step)
 //   -> global grad norm -> clip -> AdamW at the scheduled lr (fp16: the loss
 //   gradient is scaled dynamically and an overflowing step is skipped)

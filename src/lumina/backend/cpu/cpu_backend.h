@@ -51,6 +51,13 @@ class CpuBackend final : public Backend {
   // rope.cpp
   void rope_forward(Tensor x, const Tensor& cos, const Tensor& sin, int64_t pos_offset) override;
   void rope_backward(Tensor dx, const Tensor& cos, const Tensor& sin, int64_t pos_offset) override;
+  void rope_positions_forward(Tensor x, const Tensor& cos, const Tensor& sin, const Tensor& positions) override;
+  void rope_positions_backward(Tensor dx, const Tensor& cos, const Tensor& sin, const Tensor& positions) override;
+  // rope_qkv.cpp
+  void rope_qkv_forward(Tensor q, Tensor k, Tensor v, const Tensor& qkv, const Tensor& cos, const Tensor& sin,
+                        const Tensor& positions) override;
+  void rope_qkv_backward(Tensor dqkv, const Tensor& dq, const Tensor& dk, const Tensor& dv, const Tensor& cos,
+                         const Tensor& sin, const Tensor& positions) override;
 
   // attention.cpp
   void attention_forward(Tensor out, Tensor lse, const Tensor& q, const Tensor& k, const Tensor& v) override;

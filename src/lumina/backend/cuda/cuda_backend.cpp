@@ -188,6 +188,8 @@ void CudaBackend::throw_device_errors() {
             "model.vocab_size); ";
   if (errors & cuda::kTargetOutOfRange)
     what += "cross_entropy: a target id is >= vocab_size (check the data against model.vocab_size); ";
+  if (errors & cuda::kPositionOutOfRange)
+    what += "rope_positions: a token position is outside the RoPE tables (raise model.max_position_embeddings); ";
   if (what.empty()) what = fmt::format("unknown device error bits {:#x}; ", errors);
   what.resize(what.size() - 2);
   fail("{} (found on the GPU; results of the ops since the last synchronisation are invalid)", what);

@@ -16,7 +16,7 @@
 // One op family per file, forward and backward side by side:
 //   cuda_backend.cpp  construction, memory, copy, errors     gemm.cpp        gemm (cuBLASLt)
 //   elementwise.cu    fill, cast, axpy, scale                reduce.cu       sum_squares
-//   embedding.cu      rmsnorm.cu   rope.cu   swiglu.cu       cross_entropy.cu
+//   embedding.cu      rmsnorm.cu   rope.cu   rope_qkv.cu   swiglu.cu   cross_entropy.cu
 //   adamw.cu          attention*.cu / attention*.cpp (attention_forward/backward)
 //
 // .cu files must not use fmt's compile-time format checks (nvcc cannot build
@@ -72,6 +72,13 @@ class CudaBackend final : public Backend {
   // rope.cu
   void rope_forward(Tensor x, const Tensor& cos, const Tensor& sin, int64_t pos_offset) override;
   void rope_backward(Tensor dx, const Tensor& cos, const Tensor& sin, int64_t pos_offset) override;
+  void rope_positions_forward(Tensor x, const Tensor& cos, const Tensor& sin, const Tensor& positions) override;
+  void rope_positions_backward(Tensor dx, const Tensor& cos, const Tensor& sin, const Tensor& positions) override;
+  // rope_qkv.cu
+  void rope_qkv_forward(Tensor q, Tensor k, Tensor v, const Tensor& qkv, const Tensor& cos, const Tensor& sin,
+                        const Tensor& positions) override;
+  void rope_qkv_backward(Tensor dqkv, const Tensor& dq, const Tensor& dk, const Tensor& dv, const Tensor& cos,
+                         const Tensor& sin, const Tensor& positions) override;
 
   // attention*.cu / attention*.cpp (written by the attention work, not here)
   void attention_forward(Tensor out, Tensor lse, const Tensor& q, const Tensor& k, const Tensor& v) override;

@@ -18,6 +18,7 @@ namespace lumina::cuda {
 enum DeviceError : unsigned {
   kTokenOutOfRange = 1u << 0,   // embedding: token id < 0 or >= vocab rows
   kTargetOutOfRange = 1u << 1,  // cross_entropy: target >= vocab
+  kPositionOutOfRange = 1u << 2,  // rope_positions_*: position < 0 or >= table rows
 };
 
 // Names the op in Nsight timelines for as long as it lives (no-op without NVTX).
