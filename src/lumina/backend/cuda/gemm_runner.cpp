@@ -133,6 +133,7 @@ void GemmRunner::autotune(Plan& pl, const GemmProblem& p, const void* c, const v
   LUMINA_CUDA_CHECK(cudaEventCreate(&stop));
   float best_ms = 0.0f;
   size_t best = 0;
+  bool timed_any = false;
   for (size_t i = 0; i < pl.candidates.size(); ++i) {
     const cublasLtMatmulAlgo_t* algo = &pl.candidates[i].algo;
     auto launch = [&] {
@@ -146,9 +147,10 @@ void GemmRunner::autotune(Plan& pl, const GemmProblem& p, const void* c, const v
     LUMINA_CUDA_CHECK(cudaEventSynchronize(stop));
     float ms = 0.0f;
     LUMINA_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
-    if (i == 0 || ms < best_ms) {
+    if (!timed_any || ms < best_ms) {
       best_ms = ms;
       best = i;
+      timed_any = true;
     }
   }
   cudaEventDestroy(stop);
