@@ -134,7 +134,7 @@ TEST(ModGradcheck, LearnedFfnOnly) { check_mod_block(true); }
 struct Decisions {
   std::vector<std::vector<int64_t>> mod_rows;
   std::vector<std::vector<int32_t>> moe_choice;
-  std::vector<std::vector<uint8_t>> moe_kept;
+  std::vector<std::vector<int32_t>> moe_slot_row;
   bool operator==(const Decisions&) const = default;
 };
 
@@ -162,9 +162,9 @@ void check_hybrid_model(bool ffn_only) {
     Decisions d;
     for (size_t l = 0; l < model.blocks().size(); ++l) {
       if (const ModRouter::Selection* sel = model.mod_selection(l)) d.mod_rows.push_back(sel->row);
-      if (const MoeRouting* r = model.moe_routing(l)) {
+      if (const auto r = model.moe_routing(l)) {
         d.moe_choice.push_back(r->choice);
-        d.moe_kept.push_back(r->kept);
+        d.moe_slot_row.push_back(r->slot_row);
       }
     }
     return d;

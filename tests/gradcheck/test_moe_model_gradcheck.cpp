@@ -26,14 +26,14 @@ constexpr double kAux = 0.8;  // d J / d (aux + z): the trainer's 1 / micro-batc
 
 struct Routing {
   std::vector<int32_t> choice;
-  std::vector<uint8_t> kept;
+  std::vector<int32_t> slot_row;  // -1 where dropped
   bool operator==(const Routing&) const = default;
 };
 
 std::vector<Routing> routing_of(const Transformer& m) {
   std::vector<Routing> out;
   for (size_t l = 0; l < m.blocks().size(); ++l)
-    if (const MoeRouting* r = m.moe_routing(l)) out.push_back({r->choice, r->kept});
+    if (const auto r = m.moe_routing(l)) out.push_back({r->choice, r->slot_row});
   return out;
 }
 

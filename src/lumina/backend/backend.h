@@ -136,6 +136,63 @@ class Backend {
   virtual void cross_entropy(Tensor logits, Tensor losses, Tensor argmax, const Tensor& targets,
                              const Tensor& dlosses) = 0;
 
+  // ---- mixture of experts (routing, token permutation, expert combine) --------------
+  // N tokens, E experts, top-k. "stat" tensors are f32 (f64 on the f64 path), as
+  // rstd/lse above; index tensors are i32. Every op is deterministic (fixed
+  // reduction order for given shapes) and on the CUDA backend never syncs the host.
+  //
+  // Router, per token n over the experts with available[e] = 1 (A):
+  //   s_e = (logits_{n,e} + noise_{n,e}) * inv_temperature     (noise (N,E) stat dtype, or empty: 0)
+  //   probs (N,E) = softmax of s over A, exactly 0 outside A;  lse (N) = logsumexp_A(s)
+  //   choice (N,k) = the k experts of A with the largest probs, by decreasing
+  //                  probability, ties to the lower expert id
+  //   weight (N,k) = probs_{n,choice} / sum_j probs_{n,choice_j}
+  //   sums (E+2): [e] = sum_n probs_{n,e}; [E] = sum_n entropy_n (nats, -sum p log p
+  //               over p > 0); [E+1] = sum_n lse_n^2.   All outputs overwritten.
+  // logits: activation dtype; available (E) i32 (at least k ones).
+  virtual void moe_router_forward(Tensor probs, Tensor lse, Tensor choice, Tensor weight, Tensor sums,
+                                  const Tensor& logits, const Tensor& noise, const Tensor& available,
+                                  double inv_temperature) = 0;
+  // dlogits (N,E) (activation dtype, overwritten) = d/d logits of
+  //   sum_{n,j kept} dweight_{n,j} weight_{n,j} + aux_coef * sum_e assigned_e sum_n probs_{n,e}
+  //   + z_coef * sum_n lse_n^2 / 2,
+  // kept = slot_row >= 0; entries of dweight (N,k) at dropped slots are ignored.
+  // Per token: ds_e = p_e (a_e - sum_e' p_e' a_e') + z_coef lse p_e + [e = choice_j] w_j (g_j - sum_i w_i g_i),
+  //   a_e = aux_coef * assigned_e, g_j = dweight_j if kept else 0; dlogits = ds * inv_temperature.
+  virtual void moe_router_backward(Tensor dlogits, const Tensor& probs, const Tensor& lse, const Tensor& choice,
+                                   const Tensor& weight, const Tensor& slot_row, const Tensor& dweight,
+                                   const Tensor& assigned, double inv_temperature, double aux_coef,
+                                   double z_coef) = 0;
+  // Groups the N*k assignments (slot = n*k + j goes to expert choice[slot]) into
+  // expert-contiguous rows. rank(slot) = earlier slots (slot order) with the same
+  // expert; the slot is kept iff rank < capacity; kept_e = min(assigned_e, capacity).
+  //   assigned (E) = assignments per expert (before capacity)
+  //   group_begin (E+1): where expert e's rows start. group_stride == 0 (packed):
+  //     group_begin[e+1] = group_begin[e] + round_up(kept_e, row_align), group_begin[0] = 0;
+  //     group_stride > 0 (one slab per expert): group_begin[e] = e * group_stride,
+  //     which needs capacity <= group_stride (checked).
+  //   slot_row (N*k) = group_begin[e] + rank for kept slots, -1 for dropped ones
+  //   row_token (R) = the token of row r, -1 for every row no kept slot fills
+  //     (alignment padding, the unused tail); R = row_token.numel() must hold
+  //     N*k + E*(row_align-1) rows (packed) or E*group_stride rows (slabs).
+  virtual void moe_dispatch(Tensor slot_row, Tensor row_token, Tensor group_begin, Tensor assigned,
+                            const Tensor& choice, int64_t capacity, int64_t row_align, int64_t group_stride) = 0;
+  // rows (R,C) = x (N,C) [row_token]: row r = x[row_token[r]], zeros where row_token[r] < 0.
+  virtual void moe_gather(Tensor rows, const Tensor& x, const Tensor& row_token) = 0;
+  // out (N,C) (= or += when accumulate) sum over j with slot_row[n*k+j] >= 0 of
+  //   weight_{n,j} * y[slot_row[n*k+j]], in j order; weight (N,k) stat dtype, or empty: 1.
+  virtual void moe_combine(Tensor out, const Tensor& y, const Tensor& slot_row, const Tensor& weight,
+                           bool accumulate) = 0;
+  // The combine's backward: dy (R,C) row slot_row[n*k+j] = weight_{n,j} * dout_n; rows
+  // with row_token < 0 are zeroed (every row is written). dweight (N,k) stat dtype
+  // = dout_n . y[slot_row], 0 at dropped slots. Both overwritten.
+  virtual void moe_combine_backward(Tensor dy, Tensor dweight, const Tensor& dout, const Tensor& y,
+                                    const Tensor& slot_row, const Tensor& weight, const Tensor& row_token) = 0;
+  // Batched gemm over a leading batch dim: for each b, c[b] = alpha op(a[b]) op(b[b]) + beta c[b];
+  // a (G,M,K) or (G,K,M), b (G,K,N) or (G,N,K), c (G,M,N); dtypes as gemm.
+  virtual void gemm_batched(Tensor c, const Tensor& a, bool trans_a, const Tensor& b, bool trans_b,
+                            double alpha = 1.0, double beta = 0.0) = 0;
+
   // ---- optimizer -----------------------------------------------------------------
   // AdamW on one flat range (param, grad, m, v same numel; param/m/v f32 or f64):
   //   g = grad * grad_scale; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;

@@ -90,6 +90,48 @@ void ProfilingBackend::cross_entropy(Tensor logits, Tensor losses, Tensor argmax
                                      const Tensor& dlosses) {
   timed("cross_entropy", [&] { inner_->cross_entropy(logits, losses, argmax, targets, dlosses); });
 }
+void ProfilingBackend::moe_router_forward(Tensor probs, Tensor lse, Tensor choice, Tensor weight, Tensor sums,
+                                          const Tensor& logits, const Tensor& noise, const Tensor& available,
+                                          double inv_temperature) {
+  timed("moe_router_forward",
+        [&] { inner_->moe_router_forward(probs, lse, choice, weight, sums, logits, noise, available, inv_temperature); });
+}
+void ProfilingBackend::moe_router_backward(Tensor dlogits, const Tensor& probs, const Tensor& lse, const Tensor& choice,
+                                           const Tensor& weight, const Tensor& slot_row, const Tensor& dweight,
+                                           const Tensor& assigned, double inv_temperature, double aux_coef,
+                                           double z_coef) {
+  timed("moe_router_backward", [&] {
+    inner_->moe_router_backward(dlogits, probs, lse, choice, weight, slot_row, dweight, assigned, inv_temperature,
+                                aux_coef, z_coef);
+  });
+}
+void ProfilingBackend::moe_dispatch(Tensor slot_row, Tensor row_token, Tensor group_begin, Tensor assigned,
+                                    const Tensor& choice, int64_t capacity, int64_t row_align, int64_t group_stride) {
+  timed("moe_dispatch", [&] {
+    inner_->moe_dispatch(slot_row, row_token, group_begin, assigned, choice, capacity, row_align, group_stride);
+  });
+}
+void ProfilingBackend::moe_gather(Tensor rows, const Tensor& x, const Tensor& row_token) {
+  timed("moe_gather", [&] { inner_->moe_gather(rows, x, row_token); });
+}
+void ProfilingBackend::moe_combine(Tensor out, const Tensor& y, const Tensor& slot_row, const Tensor& weight,
+                                   bool accumulate) {
+  timed("moe_combine", [&] { inner_->moe_combine(out, y, slot_row, weight, accumulate); });
+}
+void ProfilingBackend::moe_combine_backward(Tensor dy, Tensor dweight, const Tensor& dout, const Tensor& y,
+                                            const Tensor& slot_row, const Tensor& weight, const Tensor& row_token) {
+  timed("moe_combine_backward", [&] { inner_->moe_combine_backward(dy, dweight, dout, y, slot_row, weight, row_token); });
+}
+void ProfilingBackend::gemm_batched(Tensor c, const Tensor& a, bool trans_a, const Tensor& b, bool trans_b,
+                                    double alpha, double beta) {
+  // Key: "gemm_batched G x M x N x K" with the transposes; flops 2 G M N K.
+  const int64_t G = c.dim(0), M = c.dim(1), N = c.dim(2), K = trans_a ? a.dim(1) : a.dim(2);
+  const std::string key = fmt::format("gemm_batched {}x{}x{}x{} {}{}{}", G, M, N, K, trans_a ? 'T' : 'N',
+                                      trans_b ? 'T' : 'N', beta != 0.0 ? " +=" : "");
+  timed(key, [&] { inner_->gemm_batched(c, a, trans_a, b, trans_b, alpha, beta); },
+        2.0 * static_cast<double>(G) * static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K));
+}
+
 void ProfilingBackend::adamw_update(Tensor param, const Tensor& grad, Tensor m, Tensor v, const AdamWParams& h) {
   timed("adamw_update", [&] { inner_->adamw_update(param, grad, m, v, h); });
 }

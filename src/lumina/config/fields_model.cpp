@@ -50,7 +50,12 @@ void add_model_fields(std::vector<Field>& fields) {
          "Training only: each expert of a MoE layer is left out of routing for a whole micro-batch with this "
          "probability (masked out of the router softmax); when fewer than moe_top_k remain, the dropped ones "
          "closest to surviving are restored.");
-  s.flag(&M::dropless, "dropless", "No capacity limit: grouped GEMM over variable group sizes, no dropped tokens.");
+  s.flag(&M::dropless, "dropless", "No capacity limit: no dropped tokens (the expert GEMMs run as a loop).");
+  s.choice(&M::moe_gemm, "moe_gemm", {{"auto"}, {"loop"}, {"grouped"}, {"grouped_tile_rounding"}},
+           "Expert GEMMs. loop: one GEMM per expert on its exact rows (reads the row counts back once per "
+           "layer); grouped: one batched GEMM over per-expert slabs of capacity rows (no host sync, needs a "
+           "capacity); grouped_tile_rounding: slabs rounded up to the 128-row GEMM tile, the capacity raised "
+           "to fill them; auto: grouped on a GPU unless dropless, else loop.");
   s.real(&M::router_z_loss_weight, "router_z_loss_weight", at_least(0), at_most(10),
          "Weight of the router z-loss mean(logsumexp(logits)^2) (0: off).");
   s.choice(&M::moe_pattern, "moe_pattern",

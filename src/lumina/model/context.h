@@ -34,6 +34,9 @@ struct ModelContext {
   Tensor grad(ParamId id) const { return params->grad(id); }
 };
 
+// The dtype of saved statistics for activations in `act`: f64 on the f64 path, else f32.
+inline DType stat_dtype_for(DType act) { return act == DType::f64 ? DType::f64 : DType::f32; }
+
 // y (N,out) = x (N,in) @ W^T (W: (out,in), torch.nn.Linear layout); beta = 1 adds into y.
 inline void linear_forward(const ModelContext& c, Tensor y, const Tensor& x, ParamId w, double beta = 0.0) {
   c.be().gemm(y, x, false, c.weight(w), true, 1.0, beta);

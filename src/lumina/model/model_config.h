@@ -33,6 +33,7 @@ struct ModelConfig {
   double routing_noise_std = 0.0;
   double expert_dropout = 0.0;
   bool dropless = false;
+  std::string moe_gemm = "auto";  // auto | loop | grouped | grouped_tile_rounding (moe.h)
   double router_z_loss_weight = 0.0;
   std::string moe_pattern = "all";  // all | every_2nd | every_3rd | every_4th | sandwich
   int64_t dense_start_layers = 0;

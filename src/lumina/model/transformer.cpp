@@ -24,7 +24,7 @@ void Transformer::allocate(Backend& backend, DType master_dtype, DType act_dtype
   ctx_.backend = &backend;
   ctx_.params = &params_;
   ctx_.act_dtype = act_dtype;
-  ctx_.stat_dtype = act_dtype == DType::f64 ? DType::f64 : DType::f32;  // must match plan()
+  ctx_.stat_dtype = stat_dtype_for(act_dtype);  // must match plan()
   if (act_dtype == master_dtype) {
     ctx_.weights_flat = params_.params_flat();
   } else {
@@ -159,11 +159,11 @@ ForwardResult Transformer::forward(const int32_t* tokens, const int32_t* targets
   for (size_t l = 0; l < blocks_.size(); ++l) {
     if (!blocks_[l].is_moe()) continue;
     if (blocks_[l].is_mod() && p.blocks[l].mod.sel.rows() == 0) continue;  // MoD routed no token: no MoE pass
-    const MoeRouting& routing = p.blocks[l].ffn.moe.routing;  // in a MoD layer: over the routed tokens only
-    const MoeStats& st = routing.stats;
+    MoeFfn::Activations& moe = p.blocks[l].ffn.moe;  // in a MoD layer: over the routed tokens only
+    const MoeStats& st = blocks_[l].moe()->collect_stats(*ctx_.backend, moe, p.scratch.moe);
     result.aux_loss += st.aux_loss;
     result.z_loss += st.z_loss;
-    const int64_t assignments = routing.tokens * blocks_[l].moe()->routing_params().top_k;
+    const int64_t assignments = moe.tokens * blocks_[l].moe()->routing_params().top_k;
     result.moe_layers.push_back({static_cast<int64_t>(l), assignments, st});
   }
   if (cfg_.use_mod) {
@@ -188,10 +188,10 @@ ForwardResult Transformer::forward(const int32_t* tokens, const int32_t* targets
   return result;
 }
 
-const MoeRouting* Transformer::moe_routing(size_t layer) const {
+std::optional<MoeRoutingSnapshot> Transformer::moe_routing(size_t layer) const {
   LUMINA_CHECK(layer < blocks_.size(), "moe_routing: layer {} of {}", layer, blocks_.size());
-  if (!blocks_[layer].is_moe() || plan_.blocks.empty()) return nullptr;
-  return &plan_.blocks[layer].ffn.moe.routing;
+  if (!blocks_[layer].is_moe() || plan_.blocks.empty()) return std::nullopt;
+  return blocks_[layer].moe()->snapshot(*ctx_.backend, plan_.blocks[layer].ffn.moe);
 }
 
 const ModRouter::Selection* Transformer::mod_selection(size_t layer) const {

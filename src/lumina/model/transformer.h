@@ -21,6 +21,7 @@
 // way: (1/M) sum_m sum_{MoD layers l} kModPredictorLossWeight * mean BCE_m,l
 // (ForwardResult::mod_predictor_loss); it reaches the predictor weights only.
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "lumina/core/arena.h"
@@ -91,8 +92,8 @@ class Transformer {
   const ModelContext& context() const { return ctx_; }
   const RopeTables& rope() const { return rope_; }
   const std::vector<Block>& blocks() const { return blocks_; }
-  // The routing MoE layer `layer` chose in the last forward (nullptr for a dense layer).
-  const MoeRouting* moe_routing(size_t layer) const;
+  // The routing MoE layer `layer` chose in the last forward, downloaded (nullopt for a dense layer).
+  std::optional<MoeRoutingSnapshot> moe_routing(size_t layer) const;
   // The tokens MoD layer `layer` routed in the last forward (nullptr outside MoD layers).
   const ModRouter::Selection* mod_selection(size_t layer) const;
   ParamId embed_tokens_id() const { return embed_tokens_; }

@@ -72,6 +72,21 @@ class CpuBackend final : public Backend {
   void cross_entropy(Tensor logits, Tensor losses, Tensor argmax, const Tensor& targets,
                      const Tensor& dlosses) override;
 
+  // moe.cpp (routing, dispatch, gather, combine) and gemm.cpp (gemm_batched)
+  void moe_router_forward(Tensor probs, Tensor lse, Tensor choice, Tensor weight, Tensor sums, const Tensor& logits,
+                          const Tensor& noise, const Tensor& available, double inv_temperature) override;
+  void moe_router_backward(Tensor dlogits, const Tensor& probs, const Tensor& lse, const Tensor& choice,
+                           const Tensor& weight, const Tensor& slot_row, const Tensor& dweight, const Tensor& assigned,
+                           double inv_temperature, double aux_coef, double z_coef) override;
+  void moe_dispatch(Tensor slot_row, Tensor row_token, Tensor group_begin, Tensor assigned, const Tensor& choice,
+                    int64_t capacity, int64_t row_align, int64_t group_stride) override;
+  void moe_gather(Tensor rows, const Tensor& x, const Tensor& row_token) override;
+  void moe_combine(Tensor out, const Tensor& y, const Tensor& slot_row, const Tensor& weight, bool accumulate) override;
+  void moe_combine_backward(Tensor dy, Tensor dweight, const Tensor& dout, const Tensor& y, const Tensor& slot_row,
+                            const Tensor& weight, const Tensor& row_token) override;
+  void gemm_batched(Tensor c, const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, double alpha,
+                    double beta) override;
+
   // adamw.cpp
   void adamw_update(Tensor param, const Tensor& grad, Tensor m, Tensor v, const AdamWParams& h) override;
 };

@@ -2,9 +2,12 @@
 // Leading dims are flattened: a (B,T,C) is the matrix (B*T, C). With the
 // OpenMP flavour of OpenBLAS the call uses all OpenMP threads when made
 // outside a parallel region and runs single-threaded inside one.
+// gemm_batched: c[g] (M,N) = alpha op(a[g]) op(b[g]) + beta c[g] for g < G, one
+// BLAS call per entry in g order, each exactly the call gemm would make.
 #include <cblas.h>
 
 #include <algorithm>
+#include <utility>
 
 #include "lumina/backend/cpu/cpu_backend.h"
 
@@ -67,6 +70,38 @@ void CpuBackend::gemm(Tensor c, const Tensor& a, bool trans_a, const Tensor& b, 
     }
     cpu::blas_gemm(trans_a, trans_b, m, n, k, static_cast<T>(alpha), a.ptr<T>(), std::max<int64_t>(ad.cols, 1),
               b.ptr<T>(), std::max<int64_t>(bd.cols, 1), static_cast<T>(beta), cp, n);
+  });
+}
+
+void CpuBackend::gemm_batched(Tensor c, const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, double alpha,
+                              double beta) {
+  cpu::check_host(c, "gemm_batched", "c");
+  cpu::check_host_dtype(a, c.dtype, "gemm_batched", "a");
+  cpu::check_host_dtype(b, c.dtype, "gemm_batched", "b");
+  for (auto [t, name] : {std::pair{&a, "a"}, {&b, "b"}, {&c, "c"}})
+    LUMINA_CHECK(t->rank() == 3, "gemm_batched: {} must be 3-D (G, rows, cols), got shape {}", name,
+                 t->shape.str());
+  // a[g] (M,K) or (K,M), b[g] (K,N) or (N,K), c[g] (M,N).
+  const int64_t groups = c.dim(0), m = c.dim(1), n = c.dim(2);
+  const int64_t k = trans_a ? a.dim(1) : a.dim(2);
+  LUMINA_CHECK(a.dim(0) == groups && b.dim(0) == groups,
+               "gemm_batched: batch dims differ: a {}, b {}, c {} (all need the same leading G)", a.shape.str(),
+               b.shape.str(), c.shape.str());
+  check_shape(a, trans_a ? Shape{groups, k, m} : Shape{groups, m, k}, "gemm_batched: a (as op(a[g]) is (M,K))");
+  check_shape(b, trans_b ? Shape{groups, n, k} : Shape{groups, k, n}, "gemm_batched: b (as op(b[g]) is (K,N))");
+  if (groups == 0 || m == 0 || n == 0) return;
+  cpu::dispatch_float(c.dtype, "gemm_batched", [&](auto tag) {
+    using T = decltype(tag);
+    T* cp = c.ptr<T>();
+    if (k == 0) {  // empty sums: c = beta * c
+      for (int64_t i = 0; i < c.numel(); ++i) cp[i] = beta == 0.0 ? T(0) : static_cast<T>(beta) * cp[i];
+      return;
+    }
+    const T* ap = a.ptr<T>();
+    const T* bp = b.ptr<T>();
+    for (int64_t g = 0; g < groups; ++g)
+      cpu::blas_gemm(trans_a, trans_b, m, n, k, static_cast<T>(alpha), ap + g * m * k, a.dim(2), bp + g * k * n,
+                     b.dim(2), static_cast<T>(beta), cp + g * m * n, n);
   });
 }
 

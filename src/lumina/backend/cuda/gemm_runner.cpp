@@ -1,7 +1,9 @@
 #include "lumina/backend/cuda/gemm_runner.h"
 
+#include <cstdint>
 #include <cstdlib>
 #include <string_view>
+#include <utility>
 
 #include "lumina/backend/cuda/cuda_check.h"
 #include "lumina/core/error.h"
@@ -27,6 +29,13 @@ cudaDataType_t cuda_type(DType t) {
   }
 }
 
+// Largest power of two <= 256 that divides x (256 for 0).
+uint32_t largest_power_of_two_divisor(uintptr_t x) {
+  if (x == 0) return 256;
+  const uintptr_t lowest_bit = x & (~x + 1);
+  return lowest_bit >= 256 ? 256u : static_cast<uint32_t>(lowest_bit);
+}
+
 }  // namespace
 
 // Everything cuBLASLt needs for one problem, built once.
@@ -38,6 +47,7 @@ struct GemmRunner::Plan {
   cublasLtMatmulAlgo_t algo{};
   // The heuristic's top candidates until the first run times them (empty after).
   std::vector<cublasLtMatmulHeuristicResult_t> candidates;
+  int64_t runs = 0;  // runs before tuning
 
   ~Plan() {
     if (out) cublasLtMatrixLayoutDestroy(out);
@@ -61,10 +71,12 @@ GemmRunner::~GemmRunner() {
 }
 
 uint32_t GemmRunner::alignment_bytes(const void* p) {
-  const auto address = reinterpret_cast<uintptr_t>(p);
-  if (address == 0) return 256;
-  const uintptr_t lowest_bit = address & (~address + 1);
-  return lowest_bit >= 256 ? 256u : static_cast<uint32_t>(lowest_bit);
+  return largest_power_of_two_divisor(reinterpret_cast<uintptr_t>(p));
+}
+
+uint32_t GemmRunner::alignment_bytes(const void* p, int64_t stride_bytes) {
+  // The lowest set bit of the OR is the lower of the two lowest set bits.
+  return largest_power_of_two_divisor(reinterpret_cast<uintptr_t>(p) | static_cast<uintptr_t>(stride_bytes));
 }
 
 GemmRunner::Plan& GemmRunner::plan(const GemmProblem& p) {
@@ -89,6 +101,19 @@ GemmRunner::Plan& GemmRunner::plan(const GemmProblem& p) {
                                                  static_cast<uint64_t>(a_rows), a_cols));
   LUMINA_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan->out, c, static_cast<uint64_t>(p.n),
                                                  static_cast<uint64_t>(p.m), p.n));
+  if (p.batch > 1) {
+    LUMINA_CHECK(p.batch <= INT32_MAX, "gemm: batch count {} exceeds cuBLASLt's int32 limit; split the batch",
+                 p.batch);
+    const int32_t batch = static_cast<int32_t>(p.batch);
+    // cuBLASLt's first operand is b, its second a.
+    for (auto [layout, stride] :
+         {std::pair{plan->first, p.stride_b}, {plan->second, p.stride_a}, {plan->out, p.stride_c}}) {
+      LUMINA_CUBLAS_CHECK(cublasLtMatrixLayoutSetAttribute(layout, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &batch,
+                                                           sizeof(batch)));
+      LUMINA_CUBLAS_CHECK(cublasLtMatrixLayoutSetAttribute(layout, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET,
+                                                           &stride, sizeof(stride)));
+    }
+  }
 
   cublasLtMatmulPreference_t preference = nullptr;
   LUMINA_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&preference));
@@ -111,8 +136,8 @@ GemmRunner::Plan& GemmRunner::plan(const GemmProblem& p) {
                                                                results, &found);
   cublasLtMatmulPreferenceDestroy(preference);
   LUMINA_CHECK(status == CUBLAS_STATUS_SUCCESS && found > 0,
-               "gemm: cuBLASLt has no algorithm for ({}x{}) @ ({}x{}), a/b {}, c {}, trans_a {}, trans_b {} ({})",
-               p.m, p.k, p.k, p.n, dtype_name(p.ab), dtype_name(p.c), p.trans_a, p.trans_b,
+               "gemm: cuBLASLt has no algorithm for {} x ({}x{}) @ ({}x{}), a/b {}, c {}, trans_a {}, trans_b {} ({})",
+               p.batch, p.m, p.k, p.k, p.n, dtype_name(p.ab), dtype_name(p.c), p.trans_a, p.trans_b,
                cublasLtGetStatusString(status));
   plan->candidates.assign(results, results + found);
   plan->algo = results[0].algo;
@@ -123,9 +148,10 @@ GemmRunner::Plan& GemmRunner::plan(const GemmProblem& p) {
 void GemmRunner::autotune(Plan& pl, const GemmProblem& p, const void* c, const void* a, const void* b, float alpha,
                           float beta, cudaStream_t stream) {
   // Each candidate writes d into a temporary buffer (c is read when beta != 0, never written):
-  // one untimed run, then kTimedRuns timed back to back; the smallest total wins.
+  // one untimed run, then kTimedRuns timed back to back; the smallest total wins. With a batch,
+  // d spans every entry: the last one starts (batch - 1) * stride_c elements in.
   constexpr int kTimedRuns = 3;
-  const size_t d_bytes = static_cast<size_t>(p.m * p.n) * dtype_size_bytes(p.c);
+  const size_t d_bytes = static_cast<size_t>((p.batch - 1) * p.stride_c + p.m * p.n) * dtype_size_bytes(p.c);
   void* d = nullptr;
   LUMINA_CUDA_CHECK(cudaMalloc(&d, d_bytes));
   cudaEvent_t start = nullptr, stop = nullptr;
@@ -164,7 +190,10 @@ void GemmRunner::autotune(Plan& pl, const GemmProblem& p, const void* c, const v
 void GemmRunner::run(const GemmProblem& p, void* c, const void* a, const void* b, float alpha, float beta,
                      cudaStream_t stream) {
   Plan& pl = plan(p);
-  if (pl.candidates.size() > 1 && autotune_) autotune(pl, p, c, a, b, alpha, beta, stream);
+  // A shape is tuned the second time it runs: shapes that recur (every layer, every step)
+  // get the fastest algorithm; one-off shapes keep the heuristic's choice without paying
+  // for the timing (and its synchronisation).
+  if (pl.candidates.size() > 1 && autotune_ && pl.runs++ == 1) autotune(pl, p, c, a, b, alpha, beta, stream);
   LUMINA_CUBLAS_CHECK(cublasLtMatmul(handle_, pl.op, &alpha, b, pl.first, a, pl.second, &beta, c, pl.out, c,
                                      pl.out, &pl.algo, workspace_, kWorkspaceBytes, stream));
 }

@@ -6,12 +6,16 @@
 // column-major (N,M) one, so c = op(a) op(b) becomes c^T = op(b)^T op(a)^T and
 // cuBLASLt sees m = N, n = M with b as its first operand.
 //
+// Strided batch: batch > 1 runs `batch` such gemms in one cublasLtMatmul, entry g
+// at a/b/c + g * stride_a/b/c elements (batch count and strides on the layouts).
+//
 // One handle and one 32 MiB workspace per runner, allocated once. The matmul
 // descriptor, the three layouts and the algorithm are cached per problem
-// (shape, transposes, dtypes, pointer alignments): after the first call of a
+// (shape, batch, transposes, dtypes, pointer alignments): after the first call of a
 // shape, a gemm is one map lookup and one cublasLtMatmul.
 //
-// Autotuning: the first call of a problem times cuBLASLt's top kCandidates
+// Autotuning: the second call of a problem (the first call uses the heuristic's
+// choice, so shapes that never recur are not timed) times cuBLASLt's top kCandidates
 // heuristic algorithms on the real operands (into a temporary output, so c is
 // untouched) and keeps the fastest. The heuristic's first choice is often not
 // the fastest for the thin shapes of a transformer (k/v projections, weight
@@ -37,8 +41,13 @@ struct GemmProblem {
   DType ab = DType::f32;        // a and b: f32, bf16 or f16
   DType c = DType::f32;         // ab, or f32 with bf16/f16 a and b
   uint32_t align_a = 256, align_b = 256, align_c = 256;  // pointer alignment, bytes (power of 2, <= 256)
+  int64_t batch = 1;                             // number of gemms; 1: a plain gemm (strides unused, leave 0)
+  int64_t stride_a = 0, stride_b = 0, stride_c = 0;  // elements from one batch entry to the next
 
-  auto key() const { return std::tuple(m, n, k, trans_a, trans_b, ab, c, align_a, align_b, align_c); }
+  auto key() const {
+    return std::tuple(m, n, k, trans_a, trans_b, ab, c, align_a, align_b, align_c, batch, stride_a, stride_b,
+                      stride_c);
+  }
 };
 
 class GemmRunner {
@@ -57,6 +66,9 @@ class GemmRunner {
 
   // Largest power of two <= 256 that divides the address.
   static uint32_t alignment_bytes(const void* p);
+  // Largest power of two <= 256 that divides the address and the batch stride:
+  // the alignment of every batch entry p + g * stride_bytes.
+  static uint32_t alignment_bytes(const void* p, int64_t stride_bytes);
 
  private:
   struct Plan;

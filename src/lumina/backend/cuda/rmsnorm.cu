@@ -9,7 +9,8 @@
 // dw without atomics: each of P <= kMaxPartials blocks walks a fixed set of
 // rows and keeps its own dw partial (registers per warp, then shared memory,
 // each thread owning fixed columns); a second kernel adds the P partials in
-// block order. P depends only on N and C, so results are bitwise reproducible.
+// a fixed order (32 column-owning slices per column, then the slices). P depends
+// only on N and C, so results are bitwise reproducible.
 // x, y, w, dy, dx share one dtype (f32, bf16, f16); rstd and dw are f32.
 #include "lumina/backend/cuda/cuda_backend_impl.h"
 #include "lumina/backend/cuda/cuda_utils.cuh"
@@ -197,14 +198,24 @@ __global__ void rmsnorm_backward_kernel(T* dx, float* dw_partials, const T* dy, 
     for (int k = 0; k < VEC; ++k) dw_partials[blockIdx.x * channels + p * VEC + k] = dw_block[p * VEC + k];
 }
 
-// dw (C) += sum over the partials (count, C), in partial order.
+// dw (C) += sum over the partials (count, C). Block (kReduceColumns, kReduceSlices)
+// owns kReduceColumns columns: thread (c, s) adds partials s, s + kReduceSlices, ...
+// in order (a warp reads 32 consecutive columns of one partial), then slice
+// sums are added in slice order. The order depends only on count: reproducible.
+constexpr int kReduceColumns = 32, kReduceSlices = 32;
 __global__ void rmsnorm_dw_reduce_kernel(float* dw, const float* partials, int64_t count, int64_t channels) {
-  for (int64_t c = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; c < channels;
-       c += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    float acc = 0.0f;
-    for (int64_t b = 0; b < count; ++b) acc += partials[b * channels + c];
-    dw[c] += acc;
-  }
+  __shared__ float slice_sums[kReduceSlices][kReduceColumns];
+  const int column = static_cast<int>(threadIdx.x), slice = static_cast<int>(threadIdx.y);
+  const int64_t c = blockIdx.x * static_cast<int64_t>(kReduceColumns) + column;
+  float acc = 0.0f;
+  if (c < channels)
+    for (int64_t b = slice; b < count; b += kReduceSlices) acc += partials[b * channels + c];
+  slice_sums[slice][column] = acc;
+  __syncthreads();
+  if (slice != 0 || c >= channels) return;
+  float total = 0.0f;
+  for (int s = 0; s < kReduceSlices; ++s) total += slice_sums[s][column];
+  dw[c] += total;
 }
 
 void check_operands(const char* op, std::initializer_list<std::pair<const Tensor*, const char*>> tensors,
@@ -311,8 +322,9 @@ void CudaBackend::rmsnorm_backward(Tensor dx, Tensor dw, const Tensor& dy, const
           dxp, dw_partials, dyp, xp, wp, rp, rows, channels / vec);
     }
     LUMINA_CUDA_CHECK_LAUNCH();
-    rmsnorm_dw_reduce_kernel<<<grid_blocks(channels, 256, 1024), 256, 0, stream_>>>(
-        static_cast<float*>(dw.data), dw_partials, partials, channels);
+    rmsnorm_dw_reduce_kernel<<<static_cast<unsigned>((channels + kReduceColumns - 1) / kReduceColumns),
+                               dim3(kReduceColumns, kReduceSlices), 0, stream_>>>(static_cast<float*>(dw.data),
+                                                                                 dw_partials, partials, channels);
     LUMINA_CUDA_CHECK_LAUNCH();
   });
 }
