@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "lumina/backend/cpu/cpu_backend.h"
+#include "lumina/backend/moe_checks.h"
 
 namespace lumina {
 
@@ -212,23 +213,7 @@ void CpuBackend::moe_dispatch(Tensor slot_row, Tensor row_token, Tensor group_be
   cpu::check_host_dtype(row_token, DType::i32, op, "row_token");
   LUMINA_CHECK(row_token.rank() == 1, "{}: row_token must be (R), got {}", op, row_token.shape.str());
   const int64_t R = row_token.numel();
-  LUMINA_CHECK(capacity >= 0, "{}: capacity = {} must be >= 0", op, capacity);
-  LUMINA_CHECK(row_align >= 1, "{}: row_align = {} must be >= 1", op, row_align);
-  LUMINA_CHECK(group_stride >= 0, "{}: group_stride = {} must be >= 0 (0: packed groups)", op, group_stride);
-  LUMINA_CHECK(R <= std::numeric_limits<int32_t>::max() && slots <= std::numeric_limits<int32_t>::max(),
-               "{}: {} rows or {} slots do not fit i32 indices", op, R, slots);
-  if (group_stride > 0) {
-    LUMINA_CHECK(capacity <= group_stride,
-                 "{}: capacity = {} exceeds group_stride = {}: an expert's slab cannot hold its kept rows "
-                 "(raise the stride to the capacity or use packed groups, group_stride = 0)",
-                 op, capacity, group_stride);
-    LUMINA_CHECK(R >= E * group_stride, "{}: row_token has {} rows, the slabs need E * group_stride = {}", op, R,
-                 E * group_stride);
-  } else {
-    LUMINA_CHECK(R >= slots + E * (row_align - 1),
-                 "{}: row_token has {} rows, packed groups need N*k + E*(row_align-1) = {}", op, R,
-                 slots + E * (row_align - 1));
-  }
+  check_moe_dispatch_layout(op, E, slots, R, capacity, row_align, group_stride);
   const int32_t* cp = choice.ptr<int32_t>();
   check_indices(cp, slots, 0, E, op, "choice");
   int32_t* sr = slot_row.ptr<int32_t>();

@@ -15,10 +15,10 @@
 // Integer sums only: results are exact and independent of scheduling. A choice
 // outside [0, E) (the router's -1 when fewer than k experts are available) is dropped.
 #include <algorithm>
-#include <limits>
 
 #include "lumina/backend/cuda/cuda_backend_impl.h"
 #include "lumina/backend/cuda/moe_common.cuh"
+#include "lumina/backend/moe_checks.h"
 
 namespace lumina {
 
@@ -164,23 +164,7 @@ void CudaBackend::moe_dispatch(Tensor slot_row, Tensor row_token, Tensor group_b
   expect_dtype(row_token, DType::i32, op, "row_token");
   LUMINA_CHECK(row_token.rank() == 1, "{}: row_token must be (R), got {}", op, row_token.shape.str());
   const int64_t R = row_token.numel();
-  LUMINA_CHECK(capacity >= 0, "{}: capacity = {} must be >= 0", op, capacity);
-  LUMINA_CHECK(row_align >= 1, "{}: row_align = {} must be >= 1", op, row_align);
-  LUMINA_CHECK(group_stride >= 0, "{}: group_stride = {} must be >= 0 (0: packed groups)", op, group_stride);
-  constexpr int64_t kMaxIndex = std::numeric_limits<int32_t>::max();
-  LUMINA_CHECK(R <= kMaxIndex && slots <= kMaxIndex, "{}: {} rows or {} slots do not fit i32 indices", op, R, slots);
-  if (group_stride > 0) {
-    LUMINA_CHECK(capacity <= group_stride,
-                 "{}: capacity = {} exceeds group_stride = {}: an expert's slab cannot hold its kept rows "
-                 "(raise the stride to the capacity or use packed groups, group_stride = 0)",
-                 op, capacity, group_stride);
-    LUMINA_CHECK(R >= E * group_stride, "{}: row_token has {} rows, the slabs need E * group_stride = {}", op, R,
-                 E * group_stride);
-  } else {
-    LUMINA_CHECK(R >= slots + E * (row_align - 1),
-                 "{}: row_token has {} rows, packed groups need N*k + E*(row_align-1) = {}", op, R,
-                 slots + E * (row_align - 1));
-  }
+  check_moe_dispatch_layout(op, E, slots, R, capacity, row_align, group_stride);
   NvtxRange range(op);
   const int64_t chunks = (slots + kChunkSlots - 1) / kChunkSlots;
   // The scan kernel reads chunk_offsets even with no chunks: keep the pointer valid.
