@@ -100,10 +100,10 @@ void check_mod_block(bool ffn_only) {
   };
   auto predictor_term = [&] {
     run();
-    return kAux * kModPredictorLossWeight * a.mod.sel.stats.predictor_loss;
+    return kAux * kModPredictorLossWeight * router.collect_stats(*be, a.mod).predictor_loss;
   };
   run();
-  const std::vector<int64_t> base = a.mod.sel.row;
+  const std::vector<int32_t> base = ModRouter::snapshot(*be, a.mod);
   ASSERT_EQ(base.size(), static_cast<size_t>(B * 3));
   // Some token skipped the layer: its output is its input.
   for (int64_t n = 0; n < B * T && !ffn_only; ++n)
@@ -111,13 +111,13 @@ void check_mod_block(bool ffn_only) {
       for (int64_t j = n * cfg.hidden_size; j < (n + 1) * cfg.hidden_size; ++j) ASSERT_EQ(out.get(j), x.get(j));
       break;
     }
-  EXPECT_GT(a.mod.sel.stats.predictor_loss, 0.0);
+  EXPECT_GT(router.collect_stats(*be, a.mod).predictor_loss, 0.0);
   ps.zero_grads();
   be->copy(dresid, weight);
   block.backward(c, rope, x, dresid, a, s);
   test::HostTensor dx = dresid;
 
-  auto same = [&] { return a.mod.sel.row == base; };
+  auto same = [&] { return ModRouter::snapshot(*be, a.mod) == base; };
   check_tensor("x", x, dx, out_term, same, 1, 1000);
   for (size_t id = 0; id < ps.specs().size(); ++id) {
     const std::string& name = ps.specs()[id].name;
@@ -132,7 +132,7 @@ TEST(ModGradcheck, LearnedFullBlock) { check_mod_block(false); }
 TEST(ModGradcheck, LearnedFfnOnly) { check_mod_block(true); }
 
 struct Decisions {
-  std::vector<std::vector<int64_t>> mod_rows;
+  std::vector<std::vector<int32_t>> mod_rows;
   std::vector<std::vector<int32_t>> moe_choice;
   std::vector<std::vector<int32_t>> moe_slot_row;
   bool operator==(const Decisions&) const = default;
@@ -161,7 +161,7 @@ void check_hybrid_model(bool ffn_only) {
   auto decisions = [&] {
     Decisions d;
     for (size_t l = 0; l < model.blocks().size(); ++l) {
-      if (const ModRouter::Selection* sel = model.mod_selection(l)) d.mod_rows.push_back(sel->row);
+      if (auto rows = model.mod_routed_tokens(l)) d.mod_rows.push_back(*rows);
       if (const auto r = model.moe_routing(l)) {
         d.moe_choice.push_back(r->choice);
         d.moe_slot_row.push_back(r->slot_row);

@@ -82,12 +82,12 @@ struct ModModelFixture {
     targets = test::random_tokens(B * T, cfg.vocab_size, 4);
   }
   // The routed rows of every MoD layer after a forward with (training, step, micro).
-  std::vector<std::vector<int64_t>> route(bool training, int64_t step, int64_t micro) {
+  std::vector<std::vector<int32_t>> route(bool training, int64_t step, int64_t micro) {
     model.set_training_step(training, 42, step, micro);
     model.forward(tokens.data(), targets.data(), 0.0);
-    std::vector<std::vector<int64_t>> rows;
+    std::vector<std::vector<int32_t>> rows;
     for (size_t l = 0; l < model.blocks().size(); ++l)
-      if (const ModRouter::Selection* s = model.mod_selection(l)) rows.push_back(s->row);
+      if (auto r = model.mod_routed_tokens(l)) rows.push_back(*r);
     return rows;
   }
   std::unique_ptr<Backend> be = make_cpu_backend();
@@ -111,7 +111,7 @@ TEST(ModModel, RandomRoutingKeepsCapacityAndIsKeyedBySeedStepAndMicroBatch) {
   ASSERT_EQ(a.size(), 3u);
   for (const auto& rows : a) {
     ASSERT_EQ(rows.size(), 8u);
-    EXPECT_EQ(std::count_if(rows.begin(), rows.end(), [](int64_t n) { return n < 16; }), 4);  // 4 per sequence
+    EXPECT_EQ(std::count_if(rows.begin(), rows.end(), [](int32_t n) { return n < 16; }), 4);  // 4 per sequence
     EXPECT_TRUE(std::is_sorted(rows.begin(), rows.end()));
   }
   EXPECT_NE(a[0], a[1]);                // layers draw apart
@@ -119,7 +119,7 @@ TEST(ModModel, RandomRoutingKeepsCapacityAndIsKeyedBySeedStepAndMicroBatch) {
   EXPECT_NE(a, f.route(true, 8, 0));    // next step
   EXPECT_NE(a, f.route(true, 7, 1));    // next micro-batch
   // Evaluation: the static pattern 0, 4, 8, 12 of each sequence, in every layer.
-  const std::vector<int64_t> pattern{0, 4, 8, 12, 16, 20, 24, 28};
+  const std::vector<int32_t> pattern{0, 4, 8, 12, 16, 20, 24, 28};
   for (const auto& rows : f.route(false, 7, 0)) EXPECT_EQ(rows, pattern);
 }
 

@@ -57,6 +57,8 @@ class Backend {
   // Device memory held by this backend's buffers and fixed workspaces, in bytes;
   // -1 where it is not tracked (the CPU: measure the process instead).
   virtual int64_t device_memory_bytes() const { return -1; }
+  // Device memory free for new buffers now, in bytes; -1 where unknown (the CPU).
+  virtual int64_t device_free_bytes() const { return -1; }
 
   // ---- dense algebra ----------------------------------------------------------
   // c = alpha * op(a) @ op(b) + beta * c, op(x) = x or x^T.
@@ -193,6 +195,41 @@ class Backend {
   virtual void gemm_batched(Tensor c, const Tensor& a, bool trans_a, const Tensor& b, bool trans_b,
                             double alpha = 1.0, double beta = 0.0) = 0;
 
+  // ---- mixture of depths (model/mod.h) --------------------------------------------
+  // B sequences of T tokens, token n = b*T + t; the routed tokens form R compact
+  // rows (row i holds token row_token[i]). Their inputs are gathered with
+  // moe_gather and the block's output gradient scattered with
+  // moe_combine_backward at k = 1 (slot_row = each token's compact row or -1,
+  // weight = its gate). "stat" and index tensors as above; deterministic, no
+  // host synchronisation on CUDA.
+  //
+  // Top-k of each sequence: the k tokens with the largest scores, ties to the
+  // lower t, in increasing t as compact rows b*k .. b*k+k-1. scores (B,T) stat.
+  //   row_token (B,k) i32 = b*T + t;  positions (B,k) i32 = t;
+  //   slot_row (B*T) i32 = the token's compact row, -1 if not routed;
+  //   gate (B*T) stat = sigmoid(score) if routed, else 0.     All overwritten.
+  virtual void mod_select_top_k(Tensor row_token, Tensor positions, Tensor slot_row, Tensor gate,
+                                const Tensor& scores, int64_t k) = 0;
+  // The layer output, per token n, from x (N,C) and the block's output ys (R,C) on the routed rows:
+  //   routed (slot_row[n] = i >= 0):  delta_i = ys_i - x_n;  out_n = x_n + gate_n delta_i
+  //   otherwise:                      out_n = x_n
+  // out (N,C) overwritten; delta (R,C) overwritten, and may be ys itself (in place).
+  virtual void mod_combine(Tensor out, Tensor delta, const Tensor& x, const Tensor& ys, const Tensor& slot_row,
+                           const Tensor& gate) = 0;
+  // Backward of out = x + [routed] g (block(xs) - xs), g = sigmoid(x . w), into x and the router, per token n:
+  //   routed (slot_row[n] = i >= 0):  dscores_n = dgate_n g_n (1 - g_n);
+  //                                   dx_n = (1 - g_n) dx_n + dxs_i + dscores_n w
+  //   otherwise:                      dscores_n = 0;  dx_n unchanged
+  // dx (N,C) in: d out, out: d x (in place); dxs (R,C) = d xs through the block;
+  // dgate, gate (N) stat; dscores (N) and w (C) activation dtype, both empty without a router.
+  virtual void mod_input_backward(Tensor dx, Tensor dscores, const Tensor& dxs, const Tensor& dgate,
+                                  const Tensor& slot_row, const Tensor& gate, const Tensor& w) = 0;
+  // The selection predictor, logits p (N) stat against labels y_n = [slot_row[n] >= 0]:
+  //   sums (2) stat = [sum_n softplus(p_n) - y_n p_n,  #{n : (p_n > 0) == y_n}], or empty;
+  //   dpred (N) activation dtype = dscale (sigmoid(p_n) - y_n), or empty.
+  virtual void mod_predictor(Tensor dpred, Tensor sums, const Tensor& pred, const Tensor& slot_row,
+                             double dscale) = 0;
+
   // ---- optimizer -----------------------------------------------------------------
   // AdamW on one flat range (param, grad, m, v same numel; param/m/v f32 or f64):
   //   g = grad * grad_scale; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
@@ -200,7 +237,7 @@ class Backend {
   virtual void adamw_update(Tensor param, const Tensor& grad, Tensor m, Tensor v, const AdamWParams& h) = 0;
 };
 
-// dst (f32 or f64, on any device) = the first dst.numel() values of the host
+// dst (f32, f64 or bf16, on any device) = the first dst.numel() values of the host
 // array src, rounded to dst's dtype on the host, then one copy.
 void upload_f64(Backend& backend, Tensor dst, const double* src);
 

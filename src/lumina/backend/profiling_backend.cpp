@@ -132,6 +132,23 @@ void ProfilingBackend::gemm_batched(Tensor c, const Tensor& a, bool trans_a, con
         2.0 * static_cast<double>(G) * static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K));
 }
 
+void ProfilingBackend::mod_select_top_k(Tensor row_token, Tensor positions, Tensor slot_row, Tensor gate,
+                                        const Tensor& scores, int64_t k) {
+  timed("mod_select_top_k", [&] { inner_->mod_select_top_k(row_token, positions, slot_row, gate, scores, k); });
+}
+void ProfilingBackend::mod_combine(Tensor out, Tensor delta, const Tensor& x, const Tensor& ys, const Tensor& slot_row,
+                                   const Tensor& gate) {
+  timed("mod_combine", [&] { inner_->mod_combine(out, delta, x, ys, slot_row, gate); });
+}
+void ProfilingBackend::mod_input_backward(Tensor dx, Tensor dscores, const Tensor& dxs, const Tensor& dgate,
+                                          const Tensor& slot_row, const Tensor& gate, const Tensor& w) {
+  timed("mod_input_backward", [&] { inner_->mod_input_backward(dx, dscores, dxs, dgate, slot_row, gate, w); });
+}
+void ProfilingBackend::mod_predictor(Tensor dpred, Tensor sums, const Tensor& pred, const Tensor& slot_row,
+                                     double dscale) {
+  timed("mod_predictor", [&] { inner_->mod_predictor(dpred, sums, pred, slot_row, dscale); });
+}
+
 void ProfilingBackend::adamw_update(Tensor param, const Tensor& grad, Tensor m, Tensor v, const AdamWParams& h) {
   timed("adamw_update", [&] { inner_->adamw_update(param, grad, m, v, h); });
 }

@@ -34,6 +34,7 @@ class ProfilingBackend final : public Backend {
   Buffer allocate(size_t bytes) override { return inner_->allocate(bytes); }
   void synchronize() override { inner_->synchronize(); }
   int64_t device_memory_bytes() const override { return inner_->device_memory_bytes(); }
+  int64_t device_free_bytes() const override { return inner_->device_free_bytes(); }
 
   void copy(Tensor dst, const Tensor& src) override;
   void fill(Tensor dst, double value) override;
@@ -76,6 +77,13 @@ class ProfilingBackend final : public Backend {
                             const Tensor& weight, const Tensor& row_token) override;
   void gemm_batched(Tensor c, const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, double alpha,
                     double beta) override;
+  void mod_select_top_k(Tensor row_token, Tensor positions, Tensor slot_row, Tensor gate, const Tensor& scores,
+                        int64_t k) override;
+  void mod_combine(Tensor out, Tensor delta, const Tensor& x, const Tensor& ys, const Tensor& slot_row,
+                   const Tensor& gate) override;
+  void mod_input_backward(Tensor dx, Tensor dscores, const Tensor& dxs, const Tensor& dgate, const Tensor& slot_row,
+                          const Tensor& gate, const Tensor& w) override;
+  void mod_predictor(Tensor dpred, Tensor sums, const Tensor& pred, const Tensor& slot_row, double dscale) override;
   void adamw_update(Tensor param, const Tensor& grad, Tensor m, Tensor v, const AdamWParams& h) override;
 
  private:

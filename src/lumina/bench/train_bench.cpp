@@ -58,7 +58,7 @@ TrainBenchResult run_train_bench(Backend& backend, DType act_dtype, const ModelC
   std::sort(ms.begin(), ms.end());
   r.step_ms = ms[ms.size() / 2];
   r.tokens_per_second = static_cast<double>(N) / (r.step_ms * 1e-3);
-  r.model_flops_per_second = r.tokens_per_second * train_flops_per_token(cfg, opt.seq);
+  r.model_flops_per_second = r.tokens_per_second * mod_train_flops_per_token(cfg, opt.seq);  // MoD: the FLOPs it runs
   r.mfu = opt.peak_flops > 0 ? r.model_flops_per_second / opt.peak_flops : 0.0;
   const ParamCounts counts = count_params(cfg);
   r.params_total = counts.total;

@@ -1,11 +1,11 @@
 // lumina bench: benchmarks. `bench train` times full training steps and
-// appends one JSON line per run to <results-dir>/train.jsonl.
+// appends one JSON line per run to <results-dir>/train.jsonl; `bench moe`
+// (bench_moe.cpp) times one MoE layer per shape and expert-GEMM variant.
 #include <fmt/format.h>
 #include <omp.h>
 
 #include <algorithm>
 #include <chrono>
-#include <ctime>
 #include <filesystem>
 #include <fstream>
 
@@ -54,15 +54,6 @@ void print_profile(const std::string& device, const std::string& precision, cons
                1e3 * t.seconds / steps, 100.0 * t.seconds / total);
 }
 
-std::string utc_now() {
-  const std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
 void run_bench_train(const BenchTrainArgs& a) {
   const RunConfig cfg = a.config.load();
   const std::string device = a.device.empty() ? cfg.train.device : a.device;
@@ -88,7 +79,7 @@ void run_bench_train(const BenchTrainArgs& a) {
   fmt::print("params       {} total | {} active | final loss {:.4f}\n", human_count(r.params_total),
              human_count(r.params_active), r.final_loss);
 
-  nlohmann::json row = {{"date", utc_now()},
+  nlohmann::json row = {{"date", utc_timestamp()},
                         {"config", a.config.path.empty() ? a.config.preset : a.config.path},
                         {"backend", selected.backend->name()},
                         {"activations", dtype_name(selected.act_dtype)},
@@ -129,6 +120,7 @@ void register_bench(CLI::App& app) {
   train->add_option("--results-dir", args->results_dir, "Where train.jsonl is appended");
   train->add_flag("--profile", args->profile, "Then time every op of a few more steps (synchronising after each)");
   train->callback([args] { run_bench_train(*args); });
+  register_bench_moe(*bench);
 }
 
 }  // namespace lumina::cli

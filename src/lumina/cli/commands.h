@@ -8,6 +8,7 @@ namespace lumina::cli {
 
 void register_model_info(CLI::App& app);
 void register_bench(CLI::App& app);
+void register_bench_moe(CLI::App& bench);  // `bench moe` under the bench command (bench_moe.cpp)
 void register_config(CLI::App& app);
 void register_train(CLI::App& app);
 void register_generate(CLI::App& app);

@@ -178,6 +178,8 @@ std::string escape_xml(std::string_view text) {
   return out;
 }
 
+const char* chart_color(size_t index) { return kPalette[index % kPaletteSize]; }
+
 std::string render_line_chart(const std::vector<ChartSeries>& series, const ChartOptions& options) {
   // Finite points only, downsampled; note what was left out.
   size_t non_finite = 0;

@@ -50,6 +50,9 @@ std::vector<size_t> downsample_indices(const std::vector<double>& y, size_t max_
 // Text escaped for XML/HTML content and attribute values (& < > " ').
 std::string escape_xml(std::string_view text);
 
+// Colour `index` of the charts' palette ("#1f77b4", ...; repeats after 10).
+const char* chart_color(size_t index);
+
 // The chart as one <svg> element. Series may be empty (the chart says "no data").
 std::string render_line_chart(const std::vector<ChartSeries>& series, const ChartOptions& options);
 

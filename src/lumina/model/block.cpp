@@ -286,11 +286,11 @@ void Block::forward_cached(const ModelContext& c, const RopeTables& rope, Tensor
   const int64_t R = sel.rows();
   if (R == 0) return;
   const Tensor xs = s.xs.prefix(Shape{R, C}), ys = s.mod.delta.prefix(Shape{R, C});
-  ModRouter::gather(be, xs, x, sel);
+  ModRouter::gather(be, xs, x, s.mod);
   be.copy(ys, xs);
   if (!mod_->ffn_only()) attention(ys, s.mod.positions.prefix(Shape{R}));
   ffn(ys);
-  ModRouter::combine(be, x, ys, xs, sel);
+  ModRouter::combine(be, x, ys, x, s.mod);
 }
 
 void Block::forward(const ModelContext& c, const RopeTables& rope, const Tensor& x, Tensor out, Activations& a,
@@ -313,7 +313,7 @@ void Block::forward(const ModelContext& c, const RopeTables& rope, const Tensor&
   const Tensor ys = m.delta.prefix(Shape{R, C});
   std::vector<Run> runs;
   if (R > 0) {
-    ModRouter::gather(be, xs, x_route, m.sel);
+    ModRouter::gather(be, xs, x_route, m);
     if (mod_->ffn_only()) {
       ffn_half_forward(c, xs, ys, a, s);
     } else {
@@ -323,8 +323,7 @@ void Block::forward(const ModelContext& c, const RopeTables& rope, const Tensor&
       ffn_half_forward(c, mid, ys, a, s);
     }
   }
-  be.copy(out, x_route);
-  ModRouter::combine(be, out, ys, xs, m.sel);
+  ModRouter::combine(be, out, ys, x_route, m);
   // FLOPs from the shapes that ran, against the dense layer. An MoE FFN counts its
   // routed tokens' assignments before capacity, as the dense reference does, so
   // that expert-capacity drops do not count as MoD's savings.
@@ -353,7 +352,7 @@ void Block::backward(const ModelContext& c, const RopeTables& rope, const Tensor
   const Tensor dys = s.mod.dys.prefix(Shape{R, C});
   if (R > 0) {
     ModRouter::backward_gates(c.be(), dresid, m, s.mod);
-    ModRouter::gather(c.be(), xs, x_route, m.sel);
+    ModRouter::gather(c.be(), xs, x_route, m);
     if (mod_->ffn_only()) {
       ffn_half_backward(c, xs, dys, a, s);
     } else {

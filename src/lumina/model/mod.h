@@ -64,61 +64,71 @@ struct ModLayerStats {
 
 class ModRouter {
  public:
-  // The tokens a forward routed (host).
+  // A forward's routing as the host knows it: shapes and per-sequence counts.
+  // Which tokens were routed lives on the device (Activations); snapshot() downloads it.
   struct Selection {
     int64_t batch = 0, seq_len = 0;
-    std::vector<int64_t> begin;     // (B+1): sequence b owns compact rows [begin[b], begin[b+1])
-    std::vector<int64_t> row;       // (R): token row n = b*T + t of each compact row
-    std::vector<int32_t> position;  // (R): t, increasing within a sequence
-    std::vector<double> gate;       // (R): g = sigmoid(r) (learned) or 1
-    std::vector<double> dpredictor; // (N): d mean-BCE / d p_n = (sigmoid(p_n) - selected_n) / N (learned)
-    ModLayerStats stats;
+    std::vector<int64_t> begin;  // (B+1): sequence b owns compact rows [begin[b], begin[b+1])
+    ModLayerStats stats;         // predictor_loss / predictor_accuracy filled by collect_stats()
 
     int64_t rows() const { return begin.empty() ? 0 : begin.back(); }
     bool uniform() const;  // every sequence routes the same number of tokens
   };
+  // R routed tokens of N; compact row i holds token row_token[i].
   struct Activations {
-    Tensor scores, predictor;  // (N, 1) router and predictor logits, stat dtype (learned routing)
+    Tensor logits;             // (2, N) stat: router logits r (row 0), predictor logits p (row 1) (learned)
+    Tensor row_token;          // (N) i32: the token of each compact row, first R used
     Tensor positions;          // (N) i32: the routed tokens' positions, first R used
+    Tensor slot_row;           // (N) i32: each token's compact row, -1 if not routed
+    Tensor gate;               // (N) stat: g of the routed tokens, 0 elsewhere
+    Tensor sums;               // (2) stat: predictor BCE sum and agreement count (Backend::mod_predictor)
     Tensor delta;              // (N, C): block(x) - x of the routed tokens, first R rows used
     Selection sel;
   };
   // Shared by all MoD layers.
   struct Scratch {
-    Tensor xs;                  // (N, C) gathered inputs of the routed tokens
-    Tensor dys;                 // (N, C) d(block output) of the routed tokens
-    Tensor dots;                // (N) stat dtype: dout_row . delta per routed row
-    Tensor dscores;             // (N, 1) act dtype: d r, or d p
-    std::vector<double> host;   // downloaded logits / dots
-    std::vector<double> host_d; // d logits before the upload
+    Tensor xs;       // (N, C) gathered inputs of the routed tokens
+    Tensor dys;      // (N, C) d(block output) of the routed tokens
+    Tensor dgate;    // (N) stat: dout_n . delta of the routed tokens, 0 elsewhere
+    Tensor dlogits;  // (2, N) act dtype: d r (row 0), d p (row 1) (learned)
+    // Host-side decisions (static and random routing, causal mode), staged for upload.
+    std::vector<double> host, host_d;
     std::vector<std::byte> staging;
-    std::vector<int32_t> host_positions;
+    std::vector<int32_t> host_rows, host_positions, host_slots;
   };
 
   ModRouter(ParamStore& ps, const ModelConfig& cfg, int layer);
   Activations plan(Arena& arena, DType act, DType stat, int64_t B, int64_t T) const;
   static Scratch plan_scratch(Arena& arena, DType act, DType stat, int64_t B, int64_t T, int64_t hidden);
 
-  // Chooses the routed tokens of x (N,C) = B sequences of T (see the top), into
-  // a.sel, and uploads their positions into a.positions. first_position: the
-  // position of each sequence's first token (generation appends at the cache length).
+  // Chooses the routed tokens of x (N,C) = B sequences of T (see the top) into
+  // a's device tensors and a.sel. Learned top-k runs on the device
+  // (Backend::mod_select_top_k, no synchronisation); static and random
+  // patterns are computed on the host and uploaded; causal decisions download
+  // the predictor's logits (generation). first_position: the position of each
+  // sequence's first token (generation appends at the cache length).
   // a and s may be planned for more tokens than N.
   void route(const ModelContext& c, const Tensor& x, int64_t B, int64_t T, Activations& a, Scratch& s,
              int64_t first_position = 0) const;
-  // xs (R,C) = rows sel.row of x (N,C).
-  static void gather(Backend& be, Tensor xs, const Tensor& x, const Selection& sel);
+  // Downloads the predictor's loss and accuracy of the last route() into a.sel.stats (learned routing).
+  const ModLayerStats& collect_stats(Backend& be, Activations& a) const;
+  // The token of each compact row of the last route(), downloaded (R values).
+  static std::vector<int32_t> snapshot(Backend& be, const Activations& a);
+
+  // xs (R,C) = the routed rows of x (N,C).
+  static void gather(Backend& be, Tensor xs, const Tensor& x, const Activations& a);
   // ys (R,C): in block(xs), out delta = ys - xs (kept for backward);
-  // out (N,C), holding the layer input x: out[row] += g * delta on the routed rows.
-  static void combine(Backend& be, Tensor out, Tensor ys, const Tensor& xs, const Selection& sel);
+  // out (N,C) = x + g * delta on the routed rows, x elsewhere (out may be x).
+  static void combine(Backend& be, Tensor out, Tensor ys, const Tensor& x, const Activations& a);
 
   // Backward, first half. dout (N,C) = d out. Writes dys (R,C) = g * dout[row]
-  // (what the block's backward receives) and keeps dgate = dout[row] . delta in s.
+  // (what the block's backward receives) and dgate = dout[row] . delta into s.
   static void backward_gates(Backend& be, const Tensor& dout, const Activations& a, Scratch& s);
   // Second half, after the block's backward turned dys into dxs (R,C) = d xs
   // (through the block and its own skip connection). In place on dresid (N,C),
   // in: d out, out: d x = d out + [routed rows] (dxs - g dout) + router and predictor terms:
-  //   d r = dgate * g (1 - g);  dW_r += d r^T x;  dx += d r W_r;
-  //   dW_p += (dloss_aux * kModPredictorLossWeight * dpredictor)^T x  (no dx: stop-gradient).
+  //   d r = dgate * g (1 - g);  dx += d r W_r;  d p = dloss_aux * kModPredictorLossWeight * d mean-BCE / d p;
+  //   [dW_r; dW_p] += [d r; d p] x, one GEMM over the stacked (2, C) weights (p: no dx, stop-gradient).
   void backward_finish(const ModelContext& c, const Tensor& x, Tensor dresid, const Tensor& dxs,
                        const Activations& a, Scratch& s) const;
 
@@ -128,6 +138,10 @@ class ModRouter {
   ParamId router = -1, predictor = -1;  // learned routing only
 
  private:
+  // Host-side decisions (static, random, causal): picks per sequence, uploaded into a.
+  void route_on_host(const ModelContext& c, int64_t B, int64_t T, int64_t k, Activations& a, Scratch& s,
+                     int64_t first_position) const;
+
   ModRoutingType type_;
   double capacity_factor_;
   int64_t anneal_steps_;

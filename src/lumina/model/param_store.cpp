@@ -19,7 +19,8 @@ ParamId ParamStore::declare(std::string name, Shape shape, ParamInit init, doubl
 
 void ParamStore::allocate(Backend& backend, DType dtype) {
   LUMINA_CHECK(!allocated(), "ParamStore: allocate() called twice");
-  LUMINA_CHECK(dtype == DType::f32 || dtype == DType::f64, "ParamStore: master weights must be f32 or f64, got {}",
+  LUMINA_CHECK(dtype == DType::f32 || dtype == DType::f64 || dtype == DType::bf16,
+               "ParamStore: weights must be f32 or f64 (bf16 only for optimizer-free layer benchmarks), got {}",
                dtype_name(dtype));
   backend_ = &backend;
   const size_t bytes = static_cast<size_t>(numel_) * dtype_size_bytes(dtype);

@@ -6,7 +6,8 @@
 // Invariants:
 // - declare() all parameters first, then allocate() once; layout = declaration order.
 // - params and grads have the dtype given to allocate() (f32 master weights on
-//   every device; f64 for gradient checks on the CPU).
+//   every device; f64 for gradient checks on the CPU; bf16 only for layer benchmarks
+//   without an optimizer, `lumina bench moe`).
 // - gradients accumulate (+=) during backward; zero_grads() clears them per step.
 // - frozen element ranges (pruned experts) are left alone by the optimizer: no
 //   update, no weight decay, moments kept; the model guarantees zero gradients there.

@@ -176,7 +176,7 @@ ForwardResult Transformer::forward(const int32_t* tokens, const int32_t* targets
         flops += layer_dense;
         continue;
       }
-      const ModLayerStats& st = p.blocks[l].mod.sel.stats;
+      const ModLayerStats& st = blocks_[l].mod()->collect_stats(*ctx_.backend, p.blocks[l].mod);
       depth += st.capacity;
       flops += st.flops;
       result.mod_predictor_loss += kModPredictorLossWeight * st.predictor_loss;
@@ -194,10 +194,10 @@ std::optional<MoeRoutingSnapshot> Transformer::moe_routing(size_t layer) const {
   return blocks_[layer].moe()->snapshot(*ctx_.backend, plan_.blocks[layer].ffn.moe);
 }
 
-const ModRouter::Selection* Transformer::mod_selection(size_t layer) const {
-  LUMINA_CHECK(layer < blocks_.size(), "mod_selection: layer {} of {}", layer, blocks_.size());
-  if (!blocks_[layer].is_mod() || plan_.blocks.empty()) return nullptr;
-  return &plan_.blocks[layer].mod.sel;
+std::optional<std::vector<int32_t>> Transformer::mod_routed_tokens(size_t layer) const {
+  LUMINA_CHECK(layer < blocks_.size(), "mod_routed_tokens: layer {} of {}", layer, blocks_.size());
+  if (!blocks_[layer].is_mod() || plan_.blocks.empty()) return std::nullopt;
+  return ModRouter::snapshot(*ctx_.backend, plan_.blocks[layer].mod);
 }
 
 void Transformer::set_training_step(bool training, uint64_t seed, int64_t step, int64_t micro) {

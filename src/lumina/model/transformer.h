@@ -94,8 +94,9 @@ class Transformer {
   const std::vector<Block>& blocks() const { return blocks_; }
   // The routing MoE layer `layer` chose in the last forward, downloaded (nullopt for a dense layer).
   std::optional<MoeRoutingSnapshot> moe_routing(size_t layer) const;
-  // The tokens MoD layer `layer` routed in the last forward (nullptr outside MoD layers).
-  const ModRouter::Selection* mod_selection(size_t layer) const;
+  // The tokens (n = b*T + t, in compact-row order) MoD layer `layer` routed in the
+  // last forward, downloaded; nullopt outside MoD layers.
+  std::optional<std::vector<int32_t>> mod_routed_tokens(size_t layer) const;
   ParamId embed_tokens_id() const { return embed_tokens_; }
   ParamId final_norm_id() const { return final_norm_; }
   ParamId head_weight() const { return tie_ ? embed_tokens_ : lm_head_; }

@@ -87,6 +87,15 @@ class CpuBackend final : public Backend {
   void gemm_batched(Tensor c, const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, double alpha,
                     double beta) override;
 
+  // mod.cpp (Mixture-of-Depths selection and backward)
+  void mod_select_top_k(Tensor row_token, Tensor positions, Tensor slot_row, Tensor gate, const Tensor& scores,
+                        int64_t k) override;
+  void mod_combine(Tensor out, Tensor delta, const Tensor& x, const Tensor& ys, const Tensor& slot_row,
+                   const Tensor& gate) override;
+  void mod_input_backward(Tensor dx, Tensor dscores, const Tensor& dxs, const Tensor& dgate, const Tensor& slot_row,
+                          const Tensor& gate, const Tensor& w) override;
+  void mod_predictor(Tensor dpred, Tensor sums, const Tensor& pred, const Tensor& slot_row, double dscale) override;
+
   // adamw.cpp
   void adamw_update(Tensor param, const Tensor& grad, Tensor m, Tensor v, const AdamWParams& h) override;
 };

@@ -112,6 +112,13 @@ int64_t CudaBackend::device_memory_bytes() const {
   return static_cast<int64_t>(allocated_bytes() + kScratchBytes + GemmRunner::kWorkspaceBytes);
 }
 
+// What cudaMemGetInfo reports free on the GPU (what other processes hold is not free).
+int64_t CudaBackend::device_free_bytes() const {
+  size_t free_bytes = 0, total_bytes = 0;
+  LUMINA_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
+  return static_cast<int64_t>(free_bytes);
+}
+
 size_t CudaBackend::allocated_bytes() {
   AllocationRegistry& r = registry();
   std::lock_guard lock(r.mutex);

@@ -10,6 +10,8 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <initializer_list>
+#include <type_traits>
 
 #include "lumina/backend/cuda/cuda_check.h"
 #include "lumina/core/tensor.h"
@@ -59,6 +61,17 @@ template <class T>
 constexpr int kPack16 = static_cast<int>(16 / sizeof(T));
 
 inline bool aligned_16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
+
+// Calls f(std::integral_constant<int, VEC>): the 16-byte pack when C is a multiple of it
+// and every pointer is 16-byte aligned, else 1.
+template <class T, class F>
+void dispatch_vec(int64_t channels, std::initializer_list<const void*> pointers, F&& f) {
+  constexpr int kVec = kPack16<T>;
+  bool packed = channels % kVec == 0;
+  for (const void* p : pointers) packed = packed && aligned_16(p);
+  if (packed) f(std::integral_constant<int, kVec>{});
+  else f(std::integral_constant<int, 1>{});
+}
 
 // ---- reductions --------------------------------------------------------------------------
 // Butterfly sum: every lane ends with the same, bitwise identical value.

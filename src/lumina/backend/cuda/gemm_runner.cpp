@@ -47,7 +47,6 @@ struct GemmRunner::Plan {
   cublasLtMatmulAlgo_t algo{};
   // The heuristic's top candidates until the first run times them (empty after).
   std::vector<cublasLtMatmulHeuristicResult_t> candidates;
-  int64_t runs = 0;  // runs before tuning
 
   ~Plan() {
     if (out) cublasLtMatrixLayoutDestroy(out);
@@ -190,10 +189,9 @@ void GemmRunner::autotune(Plan& pl, const GemmProblem& p, const void* c, const v
 void GemmRunner::run(const GemmProblem& p, void* c, const void* a, const void* b, float alpha, float beta,
                      cudaStream_t stream) {
   Plan& pl = plan(p);
-  // A shape is tuned the second time it runs: shapes that recur (every layer, every step)
-  // get the fastest algorithm; one-off shapes keep the heuristic's choice without paying
-  // for the timing (and its synchronisation).
-  if (pl.candidates.size() > 1 && autotune_ && pl.runs++ == 1) autotune(pl, p, c, a, b, alpha, beta, stream);
+  // Tuned on its first run (autotune() then drops the candidates): every run of a shape,
+  // the first included, uses one algorithm, so results repeat bitwise within the process.
+  if (pl.candidates.size() > 1 && autotune_) autotune(pl, p, c, a, b, alpha, beta, stream);
   LUMINA_CUBLAS_CHECK(cublasLtMatmul(handle_, pl.op, &alpha, b, pl.first, a, pl.second, &beta, c, pl.out, c,
                                      pl.out, &pl.algo, workspace_, kWorkspaceBytes, stream));
 }

@@ -14,10 +14,10 @@
 // (shape, batch, transposes, dtypes, pointer alignments): after the first call of a
 // shape, a gemm is one map lookup and one cublasLtMatmul.
 //
-// Autotuning: the second call of a problem (the first call uses the heuristic's
-// choice, so shapes that never recur are not timed) times cuBLASLt's top kCandidates
+// Autotuning: the first call of a problem times cuBLASLt's top kCandidates
 // heuristic algorithms on the real operands (into a temporary output, so c is
-// untouched) and keeps the fastest. The heuristic's first choice is often not
+// untouched), keeps the fastest and computes c with it; every later call uses
+// the same algorithm, so a process repeats its results bitwise. The heuristic's first choice is often not
 // the fastest for the thin shapes of a transformer (k/v projections, weight
 // gradients). The choice can differ between processes, so GPU results are not
 // bitwise reproducible across runs; LUMINA_GEMM_AUTOTUNE=0 keeps the

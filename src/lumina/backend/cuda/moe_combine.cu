@@ -12,9 +12,6 @@
 //             (per-lane partials, then a warp butterfly: fixed order), 0 at dropped slots;
 //             rows with row_token < 0 are zeroed by a second kernel (disjoint rows).
 // Indices out of range (never produced by moe_dispatch) count as absent.
-#include <initializer_list>
-#include <type_traits>
-
 #include "lumina/backend/cuda/cuda_backend_impl.h"
 #include "lumina/backend/cuda/moe_common.cuh"
 
@@ -152,17 +149,6 @@ __global__ void __launch_bounds__(32 * kWarps)
   const int lane = static_cast<int>(threadIdx.x & 31u);
   for (int64_t r = first_warp(); r < row_count; r += warp_stride())
     if (row_token[r] < 0) zero_row<T, VEC>(dy + r * packs * VEC, packs, lane);
-}
-
-// Calls f(std::integral_constant<int, VEC>): the 16-byte pack when C is a multiple of it
-// and every pointer is 16-byte aligned, else 1.
-template <class T, class F>
-void dispatch_vec(int64_t channels, std::initializer_list<const void*> pointers, F&& f) {
-  constexpr int kVec = kPack16<T>;
-  bool packed = channels % kVec == 0;
-  for (const void* p : pointers) packed = packed && aligned_16(p);
-  if (packed) f(std::integral_constant<int, kVec>{});
-  else f(std::integral_constant<int, 1>{});
 }
 
 // Throws unless t is a GPU tensor of dtype `want`, rank 2, with C columns.
