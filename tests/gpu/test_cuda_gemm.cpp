@@ -92,6 +92,26 @@ TEST_F(CudaGemm, RepeatsBitwise) {
   }
 }
 
+// gemm_add (d = a b^T + c, the residual form) against the CPU, into a separate d and in place
+// (c = d); the separate d sits at an 8-byte offset, so C and D differ in alignment.
+TEST_F(CudaGemm, AddMatchesCpuSeparateAndInPlace) {
+  const int64_t m = 300, n = 96, k = 128;
+  for (DType dt : {DType::f32, DType::bf16}) {
+    SCOPED_TRACE(dtype_name(dt));
+    std::vector<float> a = random_values(m * k, 21, dt), b = random_values(n * k, 22, dt);
+    std::vector<float> c = random_values(m * n, 23, dt), d(static_cast<size_t>(m * n));
+    cpu->gemm_add(host(d, Shape{m, n}), host(a, Shape{m, k}), false, host(b, Shape{n, k}), true, host(c, Shape{m, n}));
+    const Tensor a_dev = device(a, dt, Shape{m, k}), b_dev = device(b, dt, Shape{n, k});
+    const Tensor c_dev = device(c, dt, Shape{m, n});
+    const int64_t shift = 8 / static_cast<int64_t>(dtype_size_bytes(dt));
+    const Tensor d_dev = poisoned(dt, Shape{m * n + shift}).slice(shift, shift + m * n).view(Shape{m, n});
+    gpu->gemm_add(d_dev, a_dev, false, b_dev, true, c_dev);
+    EXPECT_LE(relative_error(read(d_dev), d), tolerance(dt));
+    gpu->gemm_add(c_dev, a_dev, false, b_dev, true, c_dev);  // in place
+    EXPECT_LE(relative_error(read(c_dev), d), tolerance(dt));
+  }
+}
+
 TEST_F(CudaGemm, RejectsMismatchedShapesAndDtypes) {
   std::vector<float> v(12, 1.0f);
   Tensor a = device(v, DType::f32, Shape{3, 4}), b = device(v, DType::f32, Shape{3, 4});

@@ -66,6 +66,9 @@ class Backend {
   // Leading dims of a/b/c are flattened (a (B,T,C) is (B*T, C)).
   virtual void gemm(Tensor c, const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, double alpha = 1.0,
                     double beta = 0.0) = 0;
+  // d = op(a) @ op(b) + c: a residual connection in the GEMM (c (M,N) in d's dtype,
+  // may be d itself), so the layer output needs no separate copy of its input.
+  virtual void gemm_add(Tensor d, const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, const Tensor& c) = 0;
   // y += alpha * x (same shape).
   virtual void axpy(Tensor y, const Tensor& x, double alpha = 1.0) = 0;
   // x *= alpha.

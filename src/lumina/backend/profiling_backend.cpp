@@ -20,6 +20,17 @@ void ProfilingBackend::gemm(Tensor c, const Tensor& a, bool trans_a, const Tenso
         2.0 * static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K));
 }
 
+void ProfilingBackend::gemm_add(Tensor d, const Tensor& a, bool trans_a, const Tensor& b, bool trans_b,
+                                const Tensor& c) {
+  // Key: "gemm M x N x K" with the transposes and " + c".
+  const int64_t M = d.flatten_2d().dim(0), N = d.dim(-1);
+  const Tensor a2 = a.flatten_2d();
+  const int64_t K = trans_a ? a2.dim(0) : a2.dim(1);
+  const std::string key = fmt::format("gemm {}x{}x{} {}{} + c", M, N, K, trans_a ? 'T' : 'N', trans_b ? 'T' : 'N');
+  timed(key, [&] { inner_->gemm_add(d, a, trans_a, b, trans_b, c); },
+        2.0 * static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K));
+}
+
 void ProfilingBackend::axpy(Tensor y, const Tensor& x, double alpha) { timed("axpy", [&] { inner_->axpy(y, x, alpha); }); }
 void ProfilingBackend::scale(Tensor x, double alpha) { timed("scale", [&] { inner_->scale(x, alpha); }); }
 double ProfilingBackend::sum_squares(const Tensor& x) {

@@ -38,15 +38,15 @@ AttentionLayer::Scratch AttentionLayer::plan_scratch(Arena& arena, DType act, in
   return s;
 }
 
-void AttentionLayer::forward(const ModelContext& c, const RopeTables& rope, const Tensor& x, Tensor residual,
-                             Activations& a, Scratch& s, const Tensor& positions) const {
+void AttentionLayer::forward(const ModelContext& c, const RopeTables& rope, const Tensor& x, const Tensor& skip,
+                             Tensor out, Activations& a, Scratch& s, const Tensor& positions) const {
   Backend& be = c.be();
   const int64_t N = x.dim(0);
   be.gemm(s.qkv.view(Shape{N, s.qkv.numel() / N}), x, false, c.params->stacked(c.weights_flat, q_proj, 3), true, 1.0,
           0.0);
   be.rope_qkv_forward(a.q, a.k, a.v, s.qkv, rope.cos, rope.sin, positions);
   be.attention_forward(a.y, a.lse, a.q, a.k, a.v);
-  linear_forward(c, residual, a.y.view(Shape{N, num_heads_ * head_dim_}), o_proj, 1.0);
+  linear_forward_add(c, out, a.y.view(Shape{N, num_heads_ * head_dim_}), o_proj, skip);
 }
 
 void AttentionLayer::forward_cached(const ModelContext& c, const RopeTables& rope, const Tensor& x, Tensor residual,

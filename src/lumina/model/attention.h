@@ -34,9 +34,9 @@ class AttentionLayer {
   Activations plan(Arena& arena, DType act, DType stat, int64_t B, int64_t T) const;
   Scratch plan_scratch(Arena& arena, DType act, int64_t B, int64_t T) const;
 
-  // x (N,C) normalised input; residual (N,C) += o_proj(attention(x)).
-  void forward(const ModelContext& c, const RopeTables& rope, const Tensor& x, Tensor residual, Activations& a,
-               Scratch& s, const Tensor& positions = Tensor()) const;
+  // x (N,C) normalised input; out (N,C) = skip + o_proj(attention(x)) (skip may be out).
+  void forward(const ModelContext& c, const RopeTables& rope, const Tensor& x, const Tensor& skip, Tensor out,
+               Activations& a, Scratch& s, const Tensor& positions = Tensor()) const;
   // Incremental decoding (batch 1): x (n,C) holds tokens at positions pos..pos+n-1.
   // Their k, v are written into k_cache/v_cache (P, Hkv, D) rows pos..pos+n-1 and
   // attention runs over rows 0..pos+n-1. residual (n,C) += o_proj(y).

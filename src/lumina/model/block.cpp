@@ -80,16 +80,17 @@ MoeFfn::Scratch Block::plan_moe_scratch(const std::vector<Block>& blocks, Arena&
   return moe ? moe->moe_->plan_scratch(arena, act, N) : MoeFfn::Scratch{};
 }
 
-void Block::ffn_forward(const ModelContext& c, const Tensor& x, Tensor residual, FfnActivations& a,
+void Block::ffn_forward(const ModelContext& c, const Tensor& x, const Tensor& skip, Tensor out, FfnActivations& a,
                         MoeFfn::Scratch& moe_scratch) const {
-  if (moe_) {
-    moe_->forward(c, x, residual, a.moe, moe_scratch);
+  if (moe_) {  // the MoE adds into its residual
+    if (out.data != skip.data) c.be().copy(out, skip);
+    moe_->forward(c, x, out, a.moe, moe_scratch);
     return;
   }
   const int64_t N = x.dim(0), F = a.mlp.gate.dim(1);
   SwiGLUMlp::Activations first{a.mlp.gate.prefix(Shape{N, F}), a.mlp.up.prefix(Shape{N, F}),
                                a.mlp.h.prefix(Shape{N, F})};
-  mlp_->forward(c, x, residual, first);
+  mlp_->forward(c, x, skip, out, first);
 }
 
 namespace {
@@ -158,11 +159,10 @@ void Block::attention_half_forward(const ModelContext& c, const RopeTables& rope
   const int64_t R = x.dim(0);
   const Tensor norm = first_rows(s.norm, R);
   be.rmsnorm_forward(norm, first_rows(a.attn_rstd, R), x, c.weight(input_layernorm), eps_);
-  be.copy(mid, x);
-  for (const Run& r : runs) {
+  for (const Run& r : runs) {  // the runs cover every row: mid = x + attention
     AttentionLayer::Activations av = run_view(a.attn, r);
     AttentionLayer::Scratch sv = run_view(s.attn, r);
-    attn_.forward(c, rope, norm.slice(r.begin, r.end), mid.slice(r.begin, r.end), av, sv,
+    attn_.forward(c, rope, norm.slice(r.begin, r.end), x.slice(r.begin, r.end), mid.slice(r.begin, r.end), av, sv,
                   positions.empty() ? Tensor() : positions.slice(r.begin, r.end));
   }
 }
@@ -171,8 +171,7 @@ void Block::ffn_half_forward(const ModelContext& c, const Tensor& mid, Tensor ou
   const int64_t R = mid.dim(0);
   const Tensor norm = first_rows(s.norm, R);
   c.be().rmsnorm_forward(norm, first_rows(a.ffn_rstd, R), mid, c.weight(post_attention_layernorm), eps_);
-  c.be().copy(out, mid);
-  ffn_forward(c, norm, out, a.ffn, s.moe);
+  ffn_forward(c, norm, mid, out, a.ffn, s.moe);
 }
 
 void Block::ffn_half_backward(const ModelContext& c, const Tensor& mid, Tensor dresid, const Activations& a,
@@ -270,7 +269,7 @@ void Block::forward_cached(const ModelContext& c, const RopeTables& rope, Tensor
     const int64_t m = h.dim(0);
     const Tensor norm = s.norm.prefix(Shape{m, C});
     be.rmsnorm_forward(norm, s.rstd.prefix(Shape{m}), h, c.weight(post_attention_layernorm), eps_);
-    ffn_forward(c, norm, h, s.ffn, s.moe);
+    ffn_forward(c, norm, h, h, s.ffn, s.moe);
   };
   if (!mod_) {
     attention(x, Tensor());

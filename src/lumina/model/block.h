@@ -68,10 +68,10 @@ class Block {
   // dresid (N,C): in: d out; out: d x.
   void backward(const ModelContext& c, const RopeTables& rope, const Tensor& x, Tensor dresid, const Activations& a,
                 Scratch& s) const;
-  // The FFN alone: residual (N,C) += ffn(x), x (N,C) the post-attention rmsnorm
-  // output; moe_scratch is used by MoE layers only. a and moe_scratch may be
-  // planned for more tokens than N (the first N are used).
-  void ffn_forward(const ModelContext& c, const Tensor& x, Tensor residual, FfnActivations& a,
+  // The FFN alone: out (N,C) = skip + ffn(x) (skip may be out), x (N,C) the
+  // post-attention rmsnorm output; moe_scratch is used by MoE layers only. a and
+  // moe_scratch may be planned for more tokens than N (the first N are used).
+  void ffn_forward(const ModelContext& c, const Tensor& x, const Tensor& skip, Tensor out, FfnActivations& a,
                    MoeFfn::Scratch& moe_scratch) const;
 
   // What forward_cached() uses, shared by all blocks, for up to P tokens per call.

@@ -42,6 +42,11 @@ inline void linear_forward(const ModelContext& c, Tensor y, const Tensor& x, Par
   c.be().gemm(y, x, false, c.weight(w), true, 1.0, beta);
 }
 
+// y (N,out) = skip (N,out) + x (N,in) @ W^T: a residual connection in the GEMM (skip may be y).
+inline void linear_forward_add(const ModelContext& c, Tensor y, const Tensor& x, ParamId w, const Tensor& skip) {
+  c.be().gemm_add(y, x, false, c.weight(w), true, skip);
+}
+
 // dW (out,in) += dy^T x;  dx (N,in) = dy W (+ dx when dx_beta = 1).
 inline void linear_backward(const ModelContext& c, Tensor dx, const Tensor& dy, const Tensor& x, ParamId w,
                             double dx_beta = 0.0) {

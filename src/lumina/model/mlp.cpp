@@ -24,11 +24,11 @@ SwiGLUMlp::Scratch SwiGLUMlp::plan_scratch(Arena& arena, DType act, int64_t N) c
   return s;
 }
 
-void SwiGLUMlp::forward(const ModelContext& c, const Tensor& x, Tensor residual, Activations& a) const {
+void SwiGLUMlp::forward(const ModelContext& c, const Tensor& x, const Tensor& skip, Tensor out, Activations& a) const {
   linear_forward(c, a.gate, x, gate_proj);
   linear_forward(c, a.up, x, up_proj);
   c.be().swiglu_forward(a.h, a.gate, a.up);
-  linear_forward(c, residual, a.h, down_proj, 1.0);
+  linear_forward_add(c, out, a.h, down_proj, skip);
 }
 
 void SwiGLUMlp::backward(const ModelContext& c, const Tensor& x, const Tensor& dresidual, Tensor dx,

@@ -26,8 +26,8 @@ class SwiGLUMlp {
   Activations plan(Arena& arena, DType act, int64_t N) const;
   Scratch plan_scratch(Arena& arena, DType act, int64_t N) const;
 
-  // residual (N,C) += mlp(x).
-  void forward(const ModelContext& c, const Tensor& x, Tensor residual, Activations& a) const;
+  // out (N,C) = skip + mlp(x) (skip may be out).
+  void forward(const ModelContext& c, const Tensor& x, const Tensor& skip, Tensor out, Activations& a) const;
   // dx (N,C) = d mlp / dx given dresidual (N,C); overwritten.
   void backward(const ModelContext& c, const Tensor& x, const Tensor& dresidual, Tensor dx, const Activations& a,
                 Scratch& s) const;

@@ -69,17 +69,24 @@ ParamId ParamStore::find(const std::string& name) const {
 
 void ParamStore::init_weights(uint64_t seed) {
   LUMINA_CHECK(allocated(), "ParamStore: init_weights() before allocate()");
+  // In chunks, so host memory stays bounded for billion-element expert tensors.
+  constexpr int64_t kChunk = int64_t{1} << 24;
   std::vector<double> host;
   for (size_t i = 0; i < specs_.size(); ++i) {
     const ParamSpec& s = specs_[i];
-    host.resize(static_cast<size_t>(s.shape.numel()));
-    if (s.init == ParamInit::ones) {
-      std::fill(host.begin(), host.end(), 1.0);
-    } else {
-      // Stream keyed by the parameter's index: adding a parameter never changes the others' values.
-      Rng(seed, RngPurpose::init, i).fill_normal(host.data(), s.shape.numel(), 0.0, s.init_std);
+    const int64_t numel = s.shape.numel();
+    const Tensor flat = param(static_cast<ParamId>(i)).view(Shape{numel});
+    for (int64_t begin = 0; begin < numel; begin += kChunk) {
+      const int64_t n = std::min(kChunk, numel - begin);
+      host.resize(static_cast<size_t>(n));
+      if (s.init == ParamInit::ones) {
+        std::fill(host.begin(), host.end(), 1.0);
+      } else {
+        // Stream keyed by the parameter's index: adding a parameter never changes the others' values.
+        Rng(seed, RngPurpose::init, i).fill_normal(host.data(), n, 0.0, s.init_std, static_cast<uint64_t>(begin));
+      }
+      upload_f64(*backend_, flat.slice(begin, begin + n), host.data());
     }
-    upload_f64(*backend_, param(static_cast<ParamId>(i)), host.data());
   }
 }
 

@@ -35,6 +35,7 @@ class CpuBackend final : public Backend {
   // dense algebra (gemm.cpp, reduce.cpp)
   void gemm(Tensor c, const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, double alpha,
             double beta) override;
+  void gemm_add(Tensor d, const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, const Tensor& c) override;
   void axpy(Tensor y, const Tensor& x, double alpha) override;
   void scale(Tensor x, double alpha) override;
   double sum_squares(const Tensor& x) override;

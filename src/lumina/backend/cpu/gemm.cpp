@@ -73,6 +73,15 @@ void CpuBackend::gemm(Tensor c, const Tensor& a, bool trans_a, const Tensor& b, 
   });
 }
 
+void CpuBackend::gemm_add(Tensor d, const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, const Tensor& c) {
+  cpu::check_host(c, "gemm_add", "c");
+  cpu::check_host_dtype(c, d.dtype, "gemm_add", "c");
+  LUMINA_CHECK(c.numel() == d.numel() && c.flatten_2d().shape == d.flatten_2d().shape,
+               "gemm_add: c has shape {}, d {}; they must agree", c.shape.str(), d.shape.str());
+  if (c.data != d.data) copy(d, c);
+  gemm(d, a, trans_a, b, trans_b, 1.0, 1.0);
+}
+
 void CpuBackend::gemm_batched(Tensor c, const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, double alpha,
                               double beta) {
   cpu::check_host(c, "gemm_batched", "c");

@@ -57,6 +57,7 @@ class CudaBackend final : public Backend {
   // dense algebra (gemm.cpp, elementwise.cu, reduce.cu)
   void gemm(Tensor c, const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, double alpha,
             double beta) override;
+  void gemm_add(Tensor d, const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, const Tensor& c) override;
   void axpy(Tensor y, const Tensor& x, double alpha) override;
   void scale(Tensor x, double alpha) override;
   double sum_squares(const Tensor& x) override;
@@ -137,6 +138,9 @@ class CudaBackend final : public Backend {
   static constexpr size_t kScratchBytes = size_t{32} << 20;
 
  private:
+  // gemm and gemm_add (gemm.cpp): c = alpha op(a) op(b) + beta c_in, c_in may be c.
+  void run_gemm(Tensor c, const Tensor& c_in, const Tensor& a, bool trans_a, const Tensor& b, bool trans_b,
+                double alpha, double beta);
   // Queues a read of device_errors() into host_words_[0]; call before a stream sync.
   void queue_error_read();
   // After a stream sync: throws (and clears the word) when a kernel reported an error.

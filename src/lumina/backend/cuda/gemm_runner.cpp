@@ -186,13 +186,13 @@ void GemmRunner::autotune(Plan& pl, const GemmProblem& p, const void* c, const v
   pl.candidates.shrink_to_fit();
 }
 
-void GemmRunner::run(const GemmProblem& p, void* c, const void* a, const void* b, float alpha, float beta,
-                     cudaStream_t stream) {
+void GemmRunner::run(const GemmProblem& p, void* d, const void* c, const void* a, const void* b, float alpha,
+                     float beta, cudaStream_t stream) {
   Plan& pl = plan(p);
   // Tuned on its first run (autotune() then drops the candidates): every run of a shape,
   // the first included, uses one algorithm, so results repeat bitwise within the process.
   if (pl.candidates.size() > 1 && autotune_) autotune(pl, p, c, a, b, alpha, beta, stream);
-  LUMINA_CUBLAS_CHECK(cublasLtMatmul(handle_, pl.op, &alpha, b, pl.first, a, pl.second, &beta, c, pl.out, c,
+  LUMINA_CUBLAS_CHECK(cublasLtMatmul(handle_, pl.op, &alpha, b, pl.first, a, pl.second, &beta, c, pl.out, d,
                                      pl.out, &pl.algo, workspace_, kWorkspaceBytes, stream));
 }
 

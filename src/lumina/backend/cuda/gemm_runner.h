@@ -60,8 +60,9 @@ class GemmRunner {
   GemmRunner(const GemmRunner&) = delete;
   GemmRunner& operator=(const GemmRunner&) = delete;
 
-  // c = alpha * op(a) @ op(b) + beta * c on `stream` (beta == 0: c is not read).
-  void run(const GemmProblem& p, void* c, const void* a, const void* b, float alpha, float beta,
+  // d = alpha * op(a) @ op(b) + beta * c on `stream` (beta == 0: c is not read; c may be d;
+  // p.align_c: the smaller alignment of c and d).
+  void run(const GemmProblem& p, void* d, const void* c, const void* a, const void* b, float alpha, float beta,
            cudaStream_t stream);
 
   // Largest power of two <= 256 that divides the address.

@@ -33,7 +33,7 @@ constexpr int kCompactThreads = 1024;  // threads per sequence of the compaction
 constexpr int kWarps = 8;              // tokens in flight per block of the per-token kernels
 constexpr int kPredictorThreads = 256;
 constexpr int kPredictorMaxBlocks = 128;
-constexpr int64_t kPredictorTokensPerBlock = 4096;
+constexpr int64_t kPredictorTokensPerBlock = kPredictorThreads;  // one token per thread up to the cap
 
 __device__ __forceinline__ float sigmoid_f32(float x) { return 1.0f / (1.0f + expf(-x)); }
 __device__ __forceinline__ float rank_key(float s) { return isnan(s) ? -INFINITY : s; }
