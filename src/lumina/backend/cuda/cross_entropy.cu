@@ -1,16 +1,31 @@
-// Cross-entropy over one chunk of rows, fused: one block per row.
-//   losses[n] = lse - logits[n, target], lse = max + log(sum exp(x - max)), with the
-//   row's argmax (first index on ties; skipped when argmax is empty); then, when
-//   dlosses is given, logits[n, :] = dlosses[n] * (softmax - onehot(target)),
-//   written in place in the logits' dtype.
-// Rows of up to kMaxThreads * kMaxThreadPacks packs (V <= 32768 in bf16/f16)
-// are read once into registers: max and argmax, then sum exp, then the gradient,
-// all from registers. Longer rows take two streaming passes with an online
-// max / sum-exp (rescaled when the max grows).
-// Masked rows (target < 0): loss 0 and gradient 0, argmax still computed. A target
-// >= V raises kTargetOutOfRange (thrown at the next sync); its loss is NaN.
-// logits f32, bf16 or f16 (math in f32); losses and dlosses f32; targets, argmax i32.
+// Cross-entropy over one chunk of rows, fused with its backward: one block per row.
+//   logits (N, V) f32, bf16 or f16 (math in f32); targets (N) i32; losses (N) f32;
+//   argmax (N) i32, may be empty; dlosses (N) f32, may be empty. Per row, m = max_j x_j:
+//   lse       = m + log(sum_j exp(x_j - m))
+//   losses[n] = lse - x[target]                  (0 when target < 0: masked)
+//   argmax[n] = first j with x_j = m             (computed on masked rows too)
+//   with dlosses, x is OVERWRITTEN in its dtype with
+//   dx_j      = dlosses[n] * (exp(x_j - m) / sum - [j = target])   (all 0 on masked rows)
+// A target >= V raises kTargetOutOfRange (thrown at the next sync); its loss is NaN,
+// its gradient 0.
+//
+// Pass 1 streams the row once with 16-byte loads (kLoadPacks in flight per thread):
+// every thread keeps a running max, sum exp (rescaled when its max grows) and
+// first argmax over its elements in ascending index order, then the block merges
+// them in a fixed order (bitwise reproducible). Pass 2 writes the gradient. So
+// that pass 2 need not read the row from device memory again, pass 1 also copies
+// the row's packs into shared memory: up to half an SM's shared memory per block,
+// so at least two rows are in flight per SM (three at V = 32768 in bf16: 64 KB
+// each, 192 KB of an H100's 228 KB). Packs past that budget (rows over ~112 KB on
+// an H100: f32 V > 28672, bf16/f16 V > 57344) are read again from global memory,
+// each thread's last pack first, as those were read last and are the likeliest
+// still to be in L2.
+// Rows need not start on 16 bytes (odd V, offset views): the elements before the
+// row's first 16-byte boundary (head) and after its last whole pack (tail), fewer
+// than a pack each, take one thread each. Logits are assumed element-aligned.
+#include <algorithm>
 #include <cmath>
+#include <type_traits>
 
 #include "lumina/backend/cuda/cuda_backend_impl.h"
 #include "lumina/backend/cuda/cuda_utils.cuh"
@@ -21,179 +36,258 @@ namespace {
 
 using namespace cuda;
 
-constexpr int kMaxThreads = 512;
-constexpr int kMaxThreadPacks = 8;  // packs per thread held in registers by the register kernel
+constexpr int kThreads = 256;  // most threads per block (one row)
+constexpr int kWarps = kThreads / 32;
+constexpr int kLoadPacks = 8;   // pass 1: 16-byte loads per thread in flight before the first is used
+constexpr int kStorePacks = 4;  // pass 2: packs per thread per step (mostly from shared memory)
+constexpr int kMinBlocksPerSm = 3;  // registers capped at 80 per thread: three staged rows per SM fit
 
-// Running softmax statistics and argmax of a set of logits.
+// Running softmax statistics of a set of logits.
 struct RowStats {
-  float max;      // -inf when empty
-  float sum_exp;  // sum of exp(x - max)
-  float best;     // value at best_index
-  int best_index; // -1 when empty
-
-  __device__ void add(float x, int index) {
-    if (x > max) {
-      sum_exp = sum_exp * expf(max - x) + 1.0f;  // exp(-inf) = 0 for the first element
-      max = x;
-    } else if (x != -INFINITY) {
-      sum_exp += expf(x - max);
-    }
-    if (best_index < 0 || x > best) {
-      best = x;
-      best_index = index;
-    }
-  }
-
-  __device__ void merge(const RowStats& o) {
-    const float m = fmaxf(max, o.max);
-    if (m != -INFINITY)
-      sum_exp = (max == -INFINITY ? 0.0f : sum_exp * expf(max - m)) +
-                (o.max == -INFINITY ? 0.0f : o.sum_exp * expf(o.max - m));
-    max = m;
-    if (o.best_index >= 0 && (best_index < 0 || o.best > best || (o.best == best && o.best_index < best_index))) {
-      best = o.best;
-      best_index = o.best_index;
-    }
-  }
+  float max;      // -inf while no logit above -inf was seen
+  float sum_exp;  // sum of exp(x - max); 0 or NaN while max is -inf
+  int best;       // first index of max; -1 while max is -inf
 };
 
-__device__ RowStats shuffle_xor(const RowStats& s, int offset) {
-  RowStats o;
-  o.max = __shfl_xor_sync(0xffffffffu, s.max, offset);
-  o.sum_exp = __shfl_xor_sync(0xffffffffu, s.sum_exp, offset);
-  o.best = __shfl_xor_sync(0xffffffffu, s.best, offset);
-  o.best_index = __shfl_xor_sync(0xffffffffu, s.best_index, offset);
-  return o;
+__device__ __forceinline__ RowStats empty_stats() { return RowStats{-INFINITY, 0.0f, -1}; }
+
+// exp(x) as 2^(x log2 e) on the special function unit: relative error about 2^-22
+// plus |x| * 2^-24 from the rounded product; results below 2^-126 flush to 0
+// (__expf, which keeps them, needs extra instructions around the unit).
+__device__ __forceinline__ float fast_exp(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x * 1.4426950408889634f));
+  return y;
 }
 
-// Merge over the block in a fixed order; every thread gets the result.
+// Sum of x[0..N) as a pairwise tree (N a power of two); x is clobbered.
+template <int N>
+__device__ __forceinline__ float tree_sum(float (&x)[N]) {
+  static_assert((N & (N - 1)) == 0, "tree_sum takes a power of two");
+#pragma unroll
+  for (int width = N / 2; width > 0; width /= 2)
+#pragma unroll
+    for (int k = 0; k < width; ++k) x[k] += x[k + width];
+  return x[0];
+}
+
+// Adds N logits with indices first .. first + N - 1. A thread adds its logits in
+// ascending index order, so a strictly larger max is the first of its value.
+template <int N>
+__device__ __forceinline__ void add_logits(RowStats& s, const float (&x)[N], int first) {
+  float pack_max = x[0];
+#pragma unroll
+  for (int k = 1; k < N; ++k) pack_max = fmaxf(pack_max, x[k]);  // NaN only if all are
+  if (pack_max > s.max) {
+    s.sum_exp *= expf(s.max - pack_max);  // 0 while max was -inf (NaN stays NaN)
+    s.max = pack_max;
+    int k_best = N - 1;
+#pragma unroll
+    for (int k = N - 1; k >= 0; --k)
+      if (x[k] == pack_max) k_best = k;
+    s.best = first + k_best;
+  }
+  // While max is -inf every logit so far is -inf (exp 0) or NaN (kept: the loss turns NaN).
+  const float shift = s.max == -INFINITY ? 0.0f : s.max;
+  float e[N];
+#pragma unroll
+  for (int k = 0; k < N; ++k) e[k] = fast_exp(x[k] - shift);
+  s.sum_exp += tree_sum(e);
+}
+
+// The statistics of the union. Exactly symmetric in a and b (products are kept
+// out of FMA contraction), so a butterfly leaves the same bits in every lane.
+__device__ __forceinline__ RowStats merge(const RowStats& a, const RowStats& b) {
+  RowStats r;
+  r.max = fmaxf(a.max, b.max);
+  // A side whose max is -inf holds a sum of 0 or NaN: weight 0 keeps the NaN.
+  const float wa = a.max == -INFINITY ? 0.0f : expf(a.max - r.max);
+  const float wb = b.max == -INFINITY ? 0.0f : expf(b.max - r.max);
+  r.sum_exp = __fmul_rn(a.sum_exp, wa) + __fmul_rn(b.sum_exp, wb);
+  const bool take_b = b.best >= 0 && (a.best < 0 || b.max > a.max || (b.max == a.max && b.best < a.best));
+  r.best = take_b ? b.best : a.best;
+  return r;
+}
+
+__device__ __forceinline__ RowStats warp_merge(RowStats s) {
+#pragma unroll
+  for (int offset = 16; offset > 0; offset >>= 1) {
+    RowStats o;
+    o.max = __shfl_xor_sync(0xffffffffu, s.max, offset);
+    o.sum_exp = __shfl_xor_sync(0xffffffffu, s.sum_exp, offset);
+    o.best = __shfl_xor_sync(0xffffffffu, s.best, offset);
+    s = merge(s, o);
+  }
+  return s;
+}
+
+// Merge over the block (blockDim.x a multiple of 32, at most kThreads) in a fixed
+// order; every thread gets the same result. Once per kernel (warp_stats is not
+// guarded against a second call).
 __device__ RowStats block_merge(RowStats s) {
-  __shared__ RowStats warp_stats[32];
-  for (int offset = 16; offset > 0; offset >>= 1) s.merge(shuffle_xor(s, offset));
+  __shared__ RowStats warp_stats[kWarps];
+  s = warp_merge(s);
   const int lane = static_cast<int>(threadIdx.x & 31u), warp = static_cast<int>(threadIdx.x >> 5);
-  __syncthreads();
   if (lane == 0) warp_stats[warp] = s;
   __syncthreads();
-  RowStats t{-INFINITY, 0.0f, -INFINITY, -1};
-  if (lane < static_cast<int>(blockDim.x >> 5)) t = warp_stats[lane];
-  for (int offset = 16; offset > 0; offset >>= 1) t.merge(shuffle_xor(t, offset));
-  return t;
+  return warp_merge(lane < static_cast<int>(blockDim.x >> 5) ? warp_stats[lane] : empty_stats());
 }
 
-// (value, index) of the row maximum: larger value wins, the lower index on ties.
-struct ArgMax {
-  float value;  // -inf when empty
-  int index;    // -1 when empty
-
-  __device__ void merge(float v, int i) {
-    if (i >= 0 && (index < 0 || v > value || (v == value && i < index))) {
-      value = v;
-      index = i;
-    }
-  }
-};
-
-__device__ ArgMax block_argmax(ArgMax a) {
-  __shared__ ArgMax warp_best[32];
-  for (int offset = 16; offset > 0; offset >>= 1)
-    a.merge(__shfl_xor_sync(0xffffffffu, a.value, offset), __shfl_xor_sync(0xffffffffu, a.index, offset));
-  const int lane = static_cast<int>(threadIdx.x & 31u), warp = static_cast<int>(threadIdx.x >> 5);
-  __syncthreads();
-  if (lane == 0) warp_best[warp] = a;
-  __syncthreads();
-  ArgMax t{-INFINITY, -1};
-  if (lane < static_cast<int>(blockDim.x >> 5)) t = warp_best[lane];
-  for (int offset = 16; offset > 0; offset >>= 1)
-    t.merge(__shfl_xor_sync(0xffffffffu, t.value, offset), __shfl_xor_sync(0xffffffffu, t.index, offset));
-  return t;
-}
-
-// Thread t holds packs t, t + blockDim.x, ... (< packs, at most MAXP) of its row.
-template <class T, int VEC, int MAXP>
-__global__ void cross_entropy_registers_kernel(T* logits, float* losses, int32_t* argmax, const int32_t* targets,
-                                               const float* dlosses, int64_t rows, int64_t vocab,
-                                               unsigned* errors) {
-  const int64_t packs = vocab / VEC;
-  for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
-    T* x = logits + row * vocab;
-    const int32_t target = targets[row];
-    const bool bad_target = target >= vocab;
-    Pack<T, VEC> v[MAXP];
-    ArgMax best{-INFINITY, -1};
+// The kPack16<T> elements of a 16-byte word (element 0 in the low bits), in f32.
+template <class T>
+__device__ __forceinline__ void unpack(const uint4& w, float (&x)[kPack16<T>]) {
+  const unsigned u[4] = {w.x, w.y, w.z, w.w};
 #pragma unroll
-    for (int j = 0; j < MAXP; ++j) {
-      const int64_t p = threadIdx.x + static_cast<int64_t>(j) * blockDim.x;
-      if (p >= packs) continue;
-      v[j] = load_pack<VEC>(x + p * VEC);
-      for (int k = 0; k < VEC; ++k) best.merge(to_f32(v[j].v[k]), static_cast<int>(p * VEC + k));
-    }
-    best = block_argmax(best);
-    const float max = best.value;
-    float sum_exp = 0.0f;
-    if (max != -INFINITY) {
-#pragma unroll
-      for (int j = 0; j < MAXP; ++j) {
-        if (threadIdx.x + static_cast<int64_t>(j) * blockDim.x >= packs) continue;
-        for (int k = 0; k < VEC; ++k) sum_exp += expf(to_f32(v[j].v[k]) - max);
-      }
-    }
-    const float lse = max + logf(block_sum(sum_exp));
-    if (threadIdx.x == 0) {
-      if (bad_target) atomicOr(errors, kTargetOutOfRange);
-      losses[row] = target < 0 ? 0.0f : (bad_target ? NAN : lse - to_f32(x[target]));
-      if (argmax) argmax[row] = best.index;
-    }
-    if (dlosses == nullptr) continue;
-    __syncthreads();  // thread 0 has read x[target] before it is overwritten
-    const float scale = (target < 0 || bad_target) ? 0.0f : dlosses[row];
-#pragma unroll
-    for (int j = 0; j < MAXP; ++j) {
-      const int64_t p = threadIdx.x + static_cast<int64_t>(j) * blockDim.x;
-      if (p >= packs) continue;
-      for (int k = 0; k < VEC; ++k) {
-        const float prob = expf(to_f32(v[j].v[k]) - lse);
-        v[j].v[k] = from_f32<T>(scale * (prob - (p * VEC + k == target ? 1.0f : 0.0f)));
-      }
-      store_pack<VEC>(x + p * VEC, v[j]);
+  for (int i = 0; i < 4; ++i) {
+    if constexpr (std::is_same_v<T, float>) {
+      x[i] = __uint_as_float(u[i]);
+    } else if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+      x[2 * i] = __uint_as_float(u[i] << 16);
+      x[2 * i + 1] = __uint_as_float(u[i] & 0xffff0000u);
+    } else {
+      x[2 * i] = __half2float(__ushort_as_half(static_cast<unsigned short>(u[i] & 0xffffu)));
+      x[2 * i + 1] = __half2float(__ushort_as_half(static_cast<unsigned short>(u[i] >> 16)));
     }
   }
 }
 
-template <class T, int VEC>
-__global__ void cross_entropy_kernel(T* logits, float* losses, int32_t* argmax, const int32_t* targets,
-                                     const float* dlosses, int64_t rows, int64_t vocab, unsigned* errors) {
-  const int64_t packs = vocab / VEC;
-  for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
-    T* x = logits + row * vocab;
-    const int32_t target = targets[row];
-    const bool bad_target = target >= vocab;
-    float target_logit = 0.0f;
-    if (threadIdx.x == 0 && target >= 0 && !bad_target) target_logit = to_f32(x[target]);
-
-    RowStats s{-INFINITY, 0.0f, -INFINITY, -1};
-    for (int64_t p = threadIdx.x; p < packs; p += blockDim.x) {
-      const Pack<T, VEC> v = load_pack<VEC>(x + p * VEC);
-      for (int k = 0; k < VEC; ++k) s.add(to_f32(v.v[k]), static_cast<int>(p * VEC + k));
-    }
-    s = block_merge(s);
-    const float lse = s.max + logf(s.sum_exp);
-    if (threadIdx.x == 0) {
-      if (bad_target) atomicOr(errors, kTargetOutOfRange);
-      losses[row] = target < 0 ? 0.0f : (bad_target ? NAN : lse - target_logit);
-      if (argmax) argmax[row] = s.best_index;
-    }
-    if (dlosses == nullptr) continue;
-    const float scale = (target < 0 || bad_target) ? 0.0f : dlosses[row];
-    for (int64_t p = threadIdx.x; p < packs; p += blockDim.x) {
-      Pack<T, VEC> v = load_pack<VEC>(x + p * VEC);
-      for (int k = 0; k < VEC; ++k) {
-        const int64_t c = p * VEC + k;
-        const float prob = expf(to_f32(v.v[k]) - lse);
-        v.v[k] = from_f32<T>(scale * (prob - (c == target ? 1.0f : 0.0f)));
-      }
-      store_pack<VEC>(x + p * VEC, v);
+// x rounded to nearest-even into T, as one 16-byte word.
+template <class T>
+__device__ __forceinline__ uint4 pack(const float (&x)[kPack16<T>]) {
+  unsigned u[4];
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    if constexpr (std::is_same_v<T, float>) {
+      u[i] = __float_as_uint(x[i]);
+    } else if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+      const __nv_bfloat162 h = __floats2bfloat162_rn(x[2 * i], x[2 * i + 1]);
+      u[i] = static_cast<unsigned>(__bfloat16_as_ushort(h.x)) | (static_cast<unsigned>(__bfloat16_as_ushort(h.y)) << 16);
+    } else {
+      const __half2 h = __floats2half2_rn(x[2 * i], x[2 * i + 1]);
+      u[i] = static_cast<unsigned>(__half_as_ushort(h.x)) | (static_cast<unsigned>(__half_as_ushort(h.y)) << 16);
     }
   }
+  return make_uint4(u[0], u[1], u[2], u[3]);
+}
+
+// Block n takes row n. Pack p of the row covers elements head + p * kVec ..;
+// thread t owns packs t, t + blockDim.x, ..., head element t and tail element
+// tail_begin + t. stage (dynamic shared memory, stage_packs 16-byte words)
+// keeps the row's first stage_packs packs between the passes; each word is
+// written and read by its owning thread only.
+template <class T>
+__global__ void __launch_bounds__(kThreads, kMinBlocksPerSm)
+    cross_entropy_kernel(T* logits, float* losses, int32_t* argmax, const int32_t* targets, const float* dlosses,
+                         int vocab, int stage_packs, unsigned* errors) {
+  constexpr int kVec = kPack16<T>;
+  extern __shared__ uint4 stage[];
+  const int tid = static_cast<int>(threadIdx.x), threads = static_cast<int>(blockDim.x);
+  const int64_t row = blockIdx.x;
+  T* x = logits + row * vocab;
+  // Elements [0, head) lie before the row's first 16-byte boundary, packs cover
+  // [head, tail_begin), [tail_begin, V) is the tail; head and tail < kVec.
+  const int misaligned_bytes = static_cast<int>(reinterpret_cast<uintptr_t>(x) & 15u);
+  const int head = min(vocab, misaligned_bytes == 0 ? 0 : (16 - misaligned_bytes) / static_cast<int>(sizeof(T)));
+  const int packs = (vocab - head) / kVec;
+  const int tail_begin = head + packs * kVec;
+  const int staged = min(packs, stage_packs);
+  uint4* body = reinterpret_cast<uint4*>(x + head);
+
+  // Pass 1: statistics, this thread's elements in ascending index order.
+  RowStats s = empty_stats();
+  if (tid < head) {
+    const float v[1] = {to_f32(x[tid])};
+    add_logits(s, v, tid);
+  }
+  for (int p0 = tid; p0 < packs; p0 += kLoadPacks * threads) {
+    uint4 w[kLoadPacks];
+#pragma unroll
+    for (int u = 0; u < kLoadPacks; ++u)
+      if (p0 + u * threads < packs) w[u] = body[p0 + u * threads];
+#pragma unroll
+    for (int u = 0; u < kLoadPacks; ++u) {
+      const int p = p0 + u * threads;
+      if (p >= packs) break;
+      if (p < staged) stage[p] = w[u];
+      float v[kVec];
+      unpack<T>(w[u], v);
+      add_logits(s, v, head + p * kVec);
+    }
+  }
+  if (tail_begin + tid < vocab) {
+    const float v[1] = {to_f32(x[tail_begin + tid])};
+    add_logits(s, v, tail_begin + tid);
+  }
+  const int32_t target = targets[row];
+  const bool bad_target = target >= vocab;
+  float target_logit = 0.0f;  // read before pass 2 can overwrite it (block_merge's barrier orders the two)
+  if (tid == 0 && target >= 0 && !bad_target) target_logit = to_f32(x[target]);
+  s = block_merge(s);
+  if (tid == 0) {
+    if (bad_target) atomicOr(errors, kTargetOutOfRange);
+    losses[row] = target < 0 ? 0.0f : (bad_target ? NAN : s.max + logf(s.sum_exp) - target_logit);
+    if (argmax) argmax[row] = max(s.best, 0);  // 0 when no logit is above -inf, as on the CPU
+  }
+  if (dlosses == nullptr) return;
+
+  // Pass 2: dx_j = coef * exp(x_j - m) - [j = target] * scale, coef = scale / sum.
+  const bool zero_row = target < 0 || bad_target;
+  const float scale = zero_row ? 0.0f : dlosses[row];
+  const float coef = scale / s.sum_exp;
+  if (tid < head) {
+    const float g = coef * fast_exp(to_f32(x[tid]) - s.max) - (tid == target ? scale : 0.0f);
+    x[tid] = from_f32<T>(zero_row ? 0.0f : g);
+  }
+  if (tail_begin + tid < vocab) {
+    const int j = tail_begin + tid;
+    const float g = coef * fast_exp(to_f32(x[j]) - s.max) - (j == target ? scale : 0.0f);
+    x[j] = from_f32<T>(zero_row ? 0.0f : g);
+  }
+  // This thread's packs, last first (the unstaged ones were read last in pass 1).
+  const int own = tid < packs ? (packs - 1 - tid) / threads + 1 : 0;
+  for (int i0 = own - 1; i0 >= 0; i0 -= kStorePacks) {
+    uint4 w[kStorePacks];
+    if (!zero_row) {
+#pragma unroll
+      for (int u = 0; u < kStorePacks; ++u) {
+        const int p = tid + (i0 - u) * threads;
+        if (i0 - u >= 0) w[u] = p < staged ? stage[p] : __ldcs(body + p);
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < kStorePacks; ++u) {
+      if (i0 - u < 0) break;
+      const int p = tid + (i0 - u) * threads;
+      uint4 out = make_uint4(0u, 0u, 0u, 0u);
+      if (!zero_row) {
+        float v[kVec];
+        unpack<T>(w[u], v);
+#pragma unroll
+        for (int k = 0; k < kVec; ++k) v[k] = coef * fast_exp(v[k] - s.max);
+        const int first = head + p * kVec;
+        if (static_cast<unsigned>(target - first) < static_cast<unsigned>(kVec)) {
+#pragma unroll
+          for (int k = 0; k < kVec; ++k)
+            if (first + k == target) v[k] -= scale;
+        }
+        out = pack<T>(v);
+      }
+      __stcs(body + p, out);  // streaming: written once, not read again here
+    }
+  }
+}
+
+// Shared memory a block may stage its row in: half an SM's (so two rows fit per
+// SM) less the per-block reservation and block_merge's static array, within the
+// per-block limit; whole KB.
+int64_t stage_budget_bytes(int device) {
+  int per_sm = 0, per_block = 0, reserved = 0;
+  LUMINA_CUDA_CHECK(cudaDeviceGetAttribute(&per_sm, cudaDevAttrMaxSharedMemoryPerMultiprocessor, device));
+  LUMINA_CUDA_CHECK(cudaDeviceGetAttribute(&per_block, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+  LUMINA_CUDA_CHECK(cudaDeviceGetAttribute(&reserved, cudaDevAttrReservedSharedMemoryPerBlock, device));
+  constexpr int64_t kStaticBytes = sizeof(RowStats) * kWarps;
+  const int64_t bytes = std::min<int64_t>(per_block, per_sm / 2 - reserved) - kStaticBytes;
+  return std::max<int64_t>(bytes, 0) / 1024 * 1024;
 }
 
 }  // namespace
@@ -221,28 +315,30 @@ void CudaBackend::cross_entropy(Tensor logits, Tensor losses, Tensor argmax, con
     check_shape(dlosses, Shape{rows}, "cross_entropy: dlosses");
   }
   LUMINA_CHECK(vocab > 0 && vocab < (int64_t{1} << 31), "{}: vocab size {} out of range", op, vocab);
+  LUMINA_CHECK(rows < (int64_t{1} << 31), "{}: {} rows exceed the grid's 2^31 - 1 blocks (pass fewer rows per call)",
+               op, rows);
   if (rows == 0) return;
   NvtxRange range(op);
   dispatch_float(logits.dtype, op, [&](auto tag) {
     using T = decltype(tag);
-    auto* lp = static_cast<T*>(logits.data);
-    auto* losses_p = static_cast<float*>(losses.data);
-    auto* argmax_p = static_cast<int32_t*>(argmax.data);
-    const auto* targets_p = static_cast<const int32_t*>(targets.data);
-    const auto* dl = static_cast<const float*>(dlosses.data);
     constexpr int kVec = kPack16<T>;
-    const unsigned blocks = grid_blocks(rows, 1, 65535);
-    const bool packed = vocab % kVec == 0 && aligned_16(lp);
-    if (packed && vocab / kVec <= int64_t{kMaxThreads} * kMaxThreadPacks)
-      cross_entropy_registers_kernel<T, kVec, kMaxThreadPacks>
-          <<<blocks, row_threads((vocab / kVec + kMaxThreadPacks - 1) / kMaxThreadPacks, kMaxThreads), 0, stream_>>>(
-              lp, losses_p, argmax_p, targets_p, dl, rows, vocab, device_errors_);
-    else if (packed)
-      cross_entropy_kernel<T, kVec><<<blocks, row_threads(vocab / kVec, kMaxThreads), 0, stream_>>>(
-          lp, losses_p, argmax_p, targets_p, dl, rows, vocab, device_errors_);
-    else
-      cross_entropy_kernel<T, 1><<<blocks, row_threads(vocab, kMaxThreads), 0, stream_>>>(
-          lp, losses_p, argmax_p, targets_p, dl, rows, vocab, device_errors_);
+    const auto* dl = static_cast<const float*>(dlosses.data);
+    // Staging only pays when pass 2 runs; up to the whole row (vocab / kVec packs).
+    const int64_t stage_packs = dl == nullptr ? 0 : std::min<int64_t>(vocab / kVec, stage_budget_bytes(device_index_) / 16);
+    const size_t stage_bytes = static_cast<size_t>(stage_packs) * 16;
+    auto kernel = cross_entropy_kernel<T>;
+    if (stage_bytes > 0) {
+      LUMINA_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                             static_cast<int>(stage_bytes)));
+      LUMINA_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout,
+                                             cudaSharedmemCarveoutMaxShared));
+    }
+    // Enough threads for kLoadPacks packs each, 32 to kThreads.
+    const int threads = row_threads((vocab / kVec + kLoadPacks - 1) / kLoadPacks, kThreads);
+    kernel<<<static_cast<unsigned>(rows), threads, stage_bytes, stream_>>>(
+        static_cast<T*>(logits.data), static_cast<float*>(losses.data), static_cast<int32_t*>(argmax.data),
+        static_cast<const int32_t*>(targets.data), dl, static_cast<int>(vocab), static_cast<int>(stage_packs),
+        device_errors_);
     LUMINA_CUDA_CHECK_LAUNCH();
   });
 }
