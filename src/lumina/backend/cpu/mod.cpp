@@ -20,6 +20,13 @@ namespace {
 
 constexpr int64_t kTokenChunk = 256;  // tokens per parallel chunk
 
+// Throws unless every compact row in slot_row (N) is < R (rows of `what`), or -1.
+void check_slots(const int32_t* slot_row, int64_t N, int64_t R, const char* op, const char* what) {
+  for (int64_t n = 0; n < N; ++n)
+    LUMINA_CHECK(slot_row[n] >= -1 && slot_row[n] < R, "{}: slot_row[{}] = {} is outside {}'s {} rows", op, n,
+                 slot_row[n], what, R);
+}
+
 template <class T>
 T sigmoid(T x) {
   return x >= 0 ? T(1) / (T(1) + std::exp(-x)) : std::exp(x) / (T(1) + std::exp(x));
@@ -79,8 +86,7 @@ void CpuBackend::mod_combine(Tensor out, Tensor delta, const Tensor& x, const Te
   cpu::check_host_dtype(slot_row, DType::i32, op, "slot_row");
   const int64_t N = x.dim(0), C = x.dim(1), R = ys.dim(0);
   const int32_t* sr = slot_row.ptr<int32_t>();
-  for (int64_t n = 0; n < N; ++n)
-    LUMINA_CHECK(sr[n] < R, "{}: slot_row[{}] = {} is outside ys's {} rows", op, n, sr[n], R);
+  check_slots(sr, N, R, op, "ys");
   cpu::dispatch_float(x.dtype, op, [&](auto tag) {
     using F = decltype(tag);
     F* o = out.ptr<F>();
@@ -122,8 +128,7 @@ void CpuBackend::mod_input_backward(Tensor dx, Tensor dscores, const Tensor& dxs
   cpu::check_host_dtype(slot_row, DType::i32, op, "slot_row");
   const int64_t N = dx.dim(0), C = dx.dim(1), R = dxs.dim(0);
   const int32_t* sr = slot_row.ptr<int32_t>();
-  for (int64_t n = 0; n < N; ++n)
-    LUMINA_CHECK(sr[n] < R, "{}: slot_row[{}] = {} is outside dxs's {} rows", op, n, sr[n], R);
+  check_slots(sr, N, R, op, "dxs");
   cpu::dispatch_float(dx.dtype, op, [&](auto tag) {
     using F = decltype(tag);
     F* d = dx.ptr<F>();
