@@ -81,6 +81,7 @@ void run_bench_train(const BenchTrainArgs& a) {
 
   nlohmann::json row = {{"date", utc_timestamp()},
                         {"config", a.config.path.empty() ? a.config.preset : a.config.path},
+                        {"overrides", a.config.overrides},  // --set section.field=value, as given
                         {"backend", selected.backend->name()},
                         {"activations", dtype_name(selected.act_dtype)},
                         {"threads", on_gpu ? 0 : omp_get_max_threads()},
