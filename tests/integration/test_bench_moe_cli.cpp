@@ -3,6 +3,8 @@
 // giving the same layer output, the PyTorch rows merged (a stand-in script, and
 // the real one when Debian's python3-torch is installed), a failing PyTorch side
 // reported without losing lumina's results, memory skips, and bad options.
+#include <unistd.h>
+
 #include <cstdlib>
 #include <filesystem>
 #include <numeric>
@@ -48,13 +50,15 @@ const nlohmann::json& row_of(const nlohmann::json& run, const std::string& varia
 class BenchMoeCli : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    dir_ = new std::string(std::string(LUMINA_TEST_TMP) + "/BenchMoeCli");
+    // One run per test process (ctest runs each test in its own, in parallel).
+    dir_ = new std::string(std::string(LUMINA_TEST_TMP) + "/BenchMoeCli." + std::to_string(getpid()));
     fs::remove_all(*dir_);
     fs::create_directories(*dir_);
     write_bytes(*dir_ + "/fake_torch.sh", kFakeTorch);
     result_ = new CliResult(bench_moe(*dir_, {"--torch", "sh", "--torch-script", *dir_ + "/fake_torch.sh"}));
   }
   static void TearDownTestSuite() {
+    fs::remove_all(*dir_);
     delete dir_;
     delete result_;
   }
