@@ -245,7 +245,6 @@ Block::CachedScratch Block::plan_cached(const std::vector<Block>& blocks, Arena&
   s.moe = plan_moe_scratch(blocks, arena, act, P);
   for (const Block& b : blocks)
     if (b.is_mod()) {
-      s.xs = arena.alloc(act, Shape{P, front.hidden_});
       s.mod = b.mod_->plan(arena, act, stat, 1, P);
       s.mod_scratch = ModRouter::plan_scratch(arena, act, stat, 1, P, front.hidden_);
       break;
@@ -284,9 +283,8 @@ void Block::forward_cached(const ModelContext& c, const RopeTables& rope, Tensor
   const ModRouter::Selection& sel = s.mod.sel;
   const int64_t R = sel.rows();
   if (R == 0) return;
-  const Tensor xs = s.xs.prefix(Shape{R, C}), ys = s.mod.delta.prefix(Shape{R, C});
-  ModRouter::gather(be, xs, x, s.mod);
-  be.copy(ys, xs);
+  const Tensor ys = s.mod.delta.prefix(Shape{R, C});  // the routed tokens, run through the block in place
+  ModRouter::gather(be, ys, x, s.mod);
   if (!mod_->ffn_only()) attention(ys, s.mod.positions.prefix(Shape{R}));
   ffn(ys);
   ModRouter::combine(be, x, ys, x, s.mod);

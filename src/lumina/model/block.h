@@ -77,7 +77,6 @@ class Block {
   // What forward_cached() uses, shared by all blocks, for up to P tokens per call.
   struct CachedScratch {
     Tensor norm, rstd;  // (P,C), (P)
-    Tensor xs;          // (P,C) MoD: the routed tokens
     AttentionLayer::Activations attn;
     FfnActivations ffn;
     MoeFfn::Scratch moe;
