@@ -126,13 +126,15 @@ __global__ void rmsnorm_backward_warp_kernel(T* dx, float* dw_partials, const T*
   for (int64_t c = threadIdx.x; c < channels; c += blockDim.x) dw_partials[blockIdx.x * channels + c] = dw_block[c];
 }
 
-// Calls f(std::integral_constant<int, MAXP>) with the smallest MAXP in {1, 2, 4, 8}
-// that holds `lane_packs` packs per lane.
+// Calls f(std::integral_constant<int, MAXP>) with the smallest MAXP in {1, 2, 3, 4, 6, 8}
+// that holds `lane_packs` packs per lane (3: C = 768 in bf16; every unused slot costs registers).
 template <class F>
 void dispatch_lane_packs(int64_t lane_packs, F&& f) {
   if (lane_packs <= 1) f(std::integral_constant<int, 1>{});
   else if (lane_packs <= 2) f(std::integral_constant<int, 2>{});
+  else if (lane_packs <= 3) f(std::integral_constant<int, 3>{});
   else if (lane_packs <= 4) f(std::integral_constant<int, 4>{});
+  else if (lane_packs <= 6) f(std::integral_constant<int, 6>{});
   else f(std::integral_constant<int, kMaxLanePacks>{});
 }
 
