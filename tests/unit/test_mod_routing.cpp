@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <functional>
 #include <set>
 
 #include "gradcheck/host_tensor.h"
@@ -135,7 +136,21 @@ TEST(RopePositions, ContiguousPositionsEqualTheOffsetOpBitwise) {
   be->rope_positions_backward(by_positions, cos, sin, positions);
   EXPECT_TRUE(by_offset.bitwise_equal(by_positions));
   positions.set(3, static_cast<double>(offset + T));  // one past the table
-  EXPECT_THROW(be->rope_positions_forward(by_positions, cos, sin, positions), Error);
+  auto message = [](const std::function<void()>& f) {
+    try {
+      f();
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  const std::string want = "position 9 of token 3 is outside the 9 rows of the cos/sin tables";
+  EXPECT_NE(message([&] { be->rope_positions_forward(by_positions, cos, sin, positions); }).find(want),
+            std::string::npos);
+  // rope_qkv checks its positions the same way: qkv (B, T, H + 2, D) with one k and one v head.
+  test::HostTensor qkv = test::random_normal(DType::f32, Shape{B, T, H + 2, D}, 12);
+  test::HostTensor q(DType::f32, Shape{B, T, H, D}), k(DType::f32, Shape{B, T, 1, D}), v(DType::f32, Shape{B, T, 1, D});
+  EXPECT_NE(message([&] { be->rope_qkv_forward(q, k, v, qkv, cos, sin, positions); }).find(want), std::string::npos);
 }
 
 }  // namespace

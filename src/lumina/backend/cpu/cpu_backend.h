@@ -132,6 +132,11 @@ void blas_gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, floa
 void blas_gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha, const double* a,
                int64_t lda, const double* b, int64_t ldb, double beta, double* c, int64_t ldc);
 
+// The per-token RoPE positions of rope_positions_* and rope_qkv_* (rope.cpp): throws
+// unless positions is an i32 host tensor of `tokens` entries, each a row of the
+// cos/sin tables (< table_rows); returns its data.
+const int32_t* check_rope_positions(const Tensor& positions, int64_t tokens, int64_t table_rows, const char* op);
+
 // Throws unless t is a non-null host tensor.
 void check_host(const Tensor& t, const char* op, const char* name);
 // Throws unless t is a host tensor of dtype `want`.

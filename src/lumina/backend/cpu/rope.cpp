@@ -74,19 +74,23 @@ void rope_apply(Tensor x, const Tensor& cos, const Tensor& sin, int64_t pos_offs
 void rope_apply_positions(Tensor x, const Tensor& cos, const Tensor& sin, const Tensor& positions, bool forward,
                           const char* op) {
   rope_check(x, cos, sin, op);
-  cpu::check_host_dtype(positions, DType::i32, op, "positions");
-  const int64_t tokens = x.dim(0) * x.dim(1);
-  LUMINA_CHECK(positions.numel() == tokens, "{}: positions must hold one entry per token (B*T = {}), got {}", op,
-               tokens, positions.shape.str());
-  const int32_t* pos = positions.ptr<int32_t>();
-  for (int64_t i = 0; i < tokens; ++i)
-    LUMINA_CHECK(pos[i] >= 0 && pos[i] < cos.dim(0),
-                 "{}: position {} of token {} is outside the {} rows of the cos/sin tables", op, pos[i], i,
-                 cos.dim(0));
+  const int32_t* pos = cpu::check_rope_positions(positions, x.dim(0) * x.dim(1), cos.dim(0), op);
   rope_rotate(x, cos, sin, forward, op, [pos](int64_t i) { return static_cast<int64_t>(pos[i]); });
 }
 
 }  // namespace
+
+const int32_t* cpu::check_rope_positions(const Tensor& positions, int64_t tokens, int64_t table_rows, const char* op) {
+  cpu::check_host_dtype(positions, DType::i32, op, "positions");
+  LUMINA_CHECK(positions.numel() == tokens, "{}: positions must hold one entry per token (B*T = {}), got {}", op,
+               tokens, positions.shape.str());
+  const int32_t* pos = positions.ptr<int32_t>();
+  for (int64_t i = 0; i < tokens; ++i)
+    LUMINA_CHECK(pos[i] >= 0 && pos[i] < table_rows,
+                 "{}: position {} of token {} is outside the {} rows of the cos/sin tables (raise "
+                 "max_position_embeddings)", op, pos[i], i, table_rows);
+  return pos;
+}
 
 void CpuBackend::rope_forward(Tensor x, const Tensor& cos, const Tensor& sin, int64_t pos_offset) {
   rope_apply(x, cos, sin, pos_offset, true, "rope_forward");

@@ -54,12 +54,7 @@ QkvShape check_qkv(const char* op, const Tensor& qkv, const Tensor& q, const Ten
     LUMINA_CHECK(T <= cos.dim(0), "{}: positions 0..{} exceed the {} rows of the cos/sin tables", op, T - 1,
                  cos.dim(0));
   } else {
-    cpu::check_host_dtype(positions, DType::i32, op, "positions");
-    check_shape(positions, Shape{B * T}, "rope_qkv: positions (B*T)");
-    const int32_t* p = positions.ptr<int32_t>();
-    for (int64_t i = 0; i < B * T; ++i)
-      LUMINA_CHECK(p[i] >= 0 && p[i] < cos.dim(0), "{}: position {} of token {} is outside the {} table rows", op,
-                   p[i], i, cos.dim(0));
+    cpu::check_rope_positions(positions, B * T, cos.dim(0), op);
   }
   return {B * T, T, Hq, Hkv, D};
 }
