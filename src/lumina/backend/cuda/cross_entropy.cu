@@ -280,13 +280,10 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSm)
 // Shared memory a block may stage its row in: half an SM's (so two rows fit per
 // SM) less the per-block reservation and block_merge's static array, within the
 // per-block limit; whole KB.
-int64_t stage_budget_bytes(int device) {
-  int per_sm = 0, per_block = 0, reserved = 0;
-  LUMINA_CUDA_CHECK(cudaDeviceGetAttribute(&per_sm, cudaDevAttrMaxSharedMemoryPerMultiprocessor, device));
-  LUMINA_CUDA_CHECK(cudaDeviceGetAttribute(&per_block, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
-  LUMINA_CUDA_CHECK(cudaDeviceGetAttribute(&reserved, cudaDevAttrReservedSharedMemoryPerBlock, device));
+int64_t stage_budget_bytes(const CudaBackend::SharedMemoryLimits& limits) {
   constexpr int64_t kStaticBytes = sizeof(RowStats) * kWarps;
-  const int64_t bytes = std::min<int64_t>(per_block, per_sm / 2 - reserved) - kStaticBytes;
+  const int64_t bytes =
+      std::min(limits.per_block_optin, limits.per_multiprocessor / 2 - limits.reserved_per_block) - kStaticBytes;
   return std::max<int64_t>(bytes, 0) / 1024 * 1024;
 }
 
@@ -324,7 +321,7 @@ void CudaBackend::cross_entropy(Tensor logits, Tensor losses, Tensor argmax, con
     constexpr int kVec = kPack16<T>;
     const auto* dl = static_cast<const float*>(dlosses.data);
     // Staging only pays when pass 2 runs; up to the whole row (vocab / kVec packs).
-    const int64_t stage_packs = dl == nullptr ? 0 : std::min<int64_t>(vocab / kVec, stage_budget_bytes(device_index_) / 16);
+    const int64_t stage_packs = dl == nullptr ? 0 : std::min<int64_t>(vocab / kVec, stage_budget_bytes(shared_memory_) / 16);
     const size_t stage_bytes = static_cast<size_t>(stage_packs) * 16;
     auto kernel = cross_entropy_kernel<T>;
     if (stage_bytes > 0) {

@@ -82,6 +82,9 @@ CudaBackend::CudaBackend(int device_index) : device_index_(device_index) {
   device_name_ = props.name;
   compute_capability_ = 10 * props.major + props.minor;
   multiprocessor_count_ = props.multiProcessorCount;
+  shared_memory_ = {static_cast<int64_t>(props.sharedMemPerBlockOptin),
+                    static_cast<int64_t>(props.sharedMemPerMultiprocessor),
+                    static_cast<int64_t>(props.reservedSharedMemPerBlock)};
   LUMINA_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
   gemm_ = std::make_unique<GemmRunner>();
   LUMINA_CUDA_CHECK(cudaMalloc(&scratch_, kScratchBytes));

@@ -125,6 +125,13 @@ class CudaBackend final : public Backend {
   cudaStream_t stream() const { return stream_; }
   int device_index() const { return device_index_; }
   int multiprocessor_count() const { return multiprocessor_count_; }
+  // The device's shared-memory limits, read once at construction (bytes).
+  struct SharedMemoryLimits {
+    int64_t per_block_optin = 0;     // a block's dynamic + static, with the opt-in attribute
+    int64_t per_multiprocessor = 0;  // what the blocks resident on one SM share
+    int64_t reserved_per_block = 0;  // the system's reservation per resident block
+  };
+  const SharedMemoryLimits& shared_memory() const { return shared_memory_; }
   // Device memory for one op's temporaries, reserved at construction
   // (kScratchBytes). Valid until the next op is queued: every op runs on
   // stream(), so stream order keeps users apart. Throws, naming `op`, when
@@ -148,6 +155,7 @@ class CudaBackend final : public Backend {
 
   int device_index_ = 0;
   int multiprocessor_count_ = 0;
+  SharedMemoryLimits shared_memory_;
   std::string device_name_;
   int compute_capability_ = 0;  // 10 * major + minor
   cudaStream_t stream_ = nullptr;

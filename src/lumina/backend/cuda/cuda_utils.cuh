@@ -73,6 +73,19 @@ void dispatch_vec(int64_t channels, std::initializer_list<const void*> pointers,
   else f(std::integral_constant<int, 1>{});
 }
 
+// ---- one warp per item (row, token) -------------------------------------------------------
+// A grid-stride loop with WARPS warps per block: this warp's first item, and the stride.
+template <int WARPS>
+__device__ __forceinline__ int64_t first_warp() {
+  return blockIdx.x * static_cast<int64_t>(WARPS) + (threadIdx.x >> 5);
+}
+template <int WARPS>
+__device__ __forceinline__ int64_t warp_stride() {
+  return static_cast<int64_t>(gridDim.x) * WARPS;
+}
+
+__device__ __forceinline__ float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
+
 // ---- reductions --------------------------------------------------------------------------
 // Butterfly sum: every lane ends with the same, bitwise identical value.
 template <class T>

@@ -35,13 +35,7 @@ constexpr int kPredictorThreads = 256;
 constexpr int kPredictorMaxBlocks = 128;
 constexpr int64_t kPredictorTokensPerBlock = kPredictorThreads;  // one token per thread up to the cap
 
-__device__ __forceinline__ float sigmoid_f32(float x) { return 1.0f / (1.0f + expf(-x)); }
 __device__ __forceinline__ float rank_key(float s) { return isnan(s) ? -INFINITY : s; }
-
-__device__ __forceinline__ int64_t first_warp() {
-  return blockIdx.x * static_cast<int64_t>(kWarps) + (threadIdx.x >> 5);
-}
-__device__ __forceinline__ int64_t warp_stride() { return static_cast<int64_t>(gridDim.x) * kWarps; }
 
 // Grid (ceil(T / kRankThreads), B): selected[b*T + t] = 1 if t's rank < k, else 0.
 // Dynamic shared memory: T floats.
@@ -87,7 +81,7 @@ __global__ void __launch_bounds__(kCompactThreads)
         row_token[row] = static_cast<int32_t>(n);
         positions[row] = t;
         slot_row[n] = static_cast<int32_t>(row);
-        gate[n] = sigmoid_f32(scores[n]);
+        gate[n] = sigmoid(scores[n]);
       } else {
         slot_row[n] = -1;
         gate[n] = 0.0f;
@@ -106,7 +100,7 @@ __global__ void __launch_bounds__(32 * kWarps)
     mod_combine_kernel(T* out, T* delta, const T* x, const T* ys, const int32_t* slot_row, const float* gate,
                        int64_t tokens, int64_t packs) {
   const int lane = static_cast<int>(threadIdx.x & 31u);
-  for (int64_t n = first_warp(); n < tokens; n += warp_stride()) {
+  for (int64_t n = first_warp<kWarps>(); n < tokens; n += warp_stride<kWarps>()) {
     const int32_t row = slot_row[n];
     const T* xn = x + n * packs * VEC;
     T* on = out + n * packs * VEC;
@@ -137,7 +131,7 @@ __global__ void __launch_bounds__(32 * kWarps)
     mod_input_backward_kernel(T* dx, T* dscores, const T* dxs, const float* dgate, const int32_t* slot_row,
                               const float* gate, const T* w, int64_t tokens, int64_t packs) {
   const int lane = static_cast<int>(threadIdx.x & 31u);
-  for (int64_t n = first_warp(); n < tokens; n += warp_stride()) {
+  for (int64_t n = first_warp<kWarps>(); n < tokens; n += warp_stride<kWarps>()) {
     const int32_t row = slot_row[n];
     if (row < 0) {
       if (dscores && lane == 0) dscores[n] = from_f32<T>(0.0f);
@@ -173,7 +167,7 @@ __global__ void __launch_bounds__(kPredictorThreads)
     const float p = pred[n], y = slot_row[n] >= 0 ? 1.0f : 0.0f;
     bce += static_cast<double>(fmaxf(p, 0.0f) - y * p + log1pf(expf(-fabsf(p))));  // softplus(p) - y p
     agree += (p > 0.0f) == (y > 0.0f) ? 1.0 : 0.0;
-    if (dpred) dpred[n] = from_f32<T>(dscale * (sigmoid_f32(p) - y));
+    if (dpred) dpred[n] = from_f32<T>(dscale * (sigmoid(p) - y));
   }
   bce = block_sum(bce);
   agree = block_sum(agree);
@@ -210,8 +204,7 @@ void CudaBackend::mod_select_top_k(Tensor row_token, Tensor positions, Tensor sl
   }
   const int64_t B = scores.dim(0), T = scores.dim(1);
   if (B == 0) return;
-  int max_shared = 0;
-  LUMINA_CUDA_CHECK(cudaDeviceGetAttribute(&max_shared, cudaDevAttrMaxSharedMemoryPerBlockOptin, device_index_));
+  const int64_t max_shared = shared_memory_.per_block_optin;
   const int64_t shared_bytes = T * static_cast<int64_t>(sizeof(float));  // the scores
   LUMINA_CHECK(shared_bytes <= max_shared,
                "{}: a sequence of {} tokens does not fit the GPU's shared memory ({} bytes per block); learned "

@@ -23,11 +23,6 @@ using namespace cuda;
 
 constexpr int kWarps = 8;  // rows / tokens in flight per block, one warp each
 
-__device__ __forceinline__ int64_t first_warp() {
-  return blockIdx.x * static_cast<int64_t>(kWarps) + (threadIdx.x >> 5);
-}
-__device__ __forceinline__ int64_t warp_stride() { return static_cast<int64_t>(gridDim.x) * kWarps; }
-
 template <class T, int VEC>
 __device__ __forceinline__ void zero_row(T* row, int64_t packs, int lane) {
   Pack<T, VEC> zero;
@@ -40,7 +35,7 @@ template <class T, int VEC>
 __global__ void __launch_bounds__(32 * kWarps)
     moe_gather_kernel(T* rows, const T* x, const int32_t* row_token, int64_t row_count, int64_t tokens, int64_t packs) {
   const int lane = static_cast<int>(threadIdx.x & 31u);
-  for (int64_t r = first_warp(); r < row_count; r += warp_stride()) {
+  for (int64_t r = first_warp<kWarps>(); r < row_count; r += warp_stride<kWarps>()) {
     const int32_t token = row_token[r];
     T* dst = rows + r * packs * VEC;
     if (token < 0 || token >= tokens) {
@@ -81,7 +76,7 @@ __global__ void __launch_bounds__(32 * kWarps)
                        int64_t row_count, int top_k, int64_t packs, bool accumulate) {
   const int lane = static_cast<int>(threadIdx.x & 31u);
   const int64_t channels = packs * VEC;
-  for (int64_t n = first_warp(); n < tokens; n += warp_stride()) {
+  for (int64_t n = first_warp<kWarps>(); n < tokens; n += warp_stride<kWarps>()) {
     const TokenSlots t = load_slots(slot_row, weight, n, top_k, row_count);
     T* o = out + n * channels;
     for (int64_t p = lane; p < packs; p += 32) {
@@ -112,7 +107,7 @@ __global__ void __launch_bounds__(32 * kWarps)
                                 const float* weight, int64_t tokens, int64_t row_count, int top_k, int64_t packs) {
   const int lane = static_cast<int>(threadIdx.x & 31u);
   const int64_t channels = packs * VEC;
-  for (int64_t n = first_warp(); n < tokens; n += warp_stride()) {
+  for (int64_t n = first_warp<kWarps>(); n < tokens; n += warp_stride<kWarps>()) {
     const TokenSlots t = load_slots(slot_row, weight, n, top_k, row_count);
     const T* d = dout + n * channels;
     float dot[kMoeMaxTopK];
@@ -147,7 +142,7 @@ template <class T, int VEC>
 __global__ void __launch_bounds__(32 * kWarps)
     moe_zero_unfilled_rows_kernel(T* dy, const int32_t* row_token, int64_t row_count, int64_t packs) {
   const int lane = static_cast<int>(threadIdx.x & 31u);
-  for (int64_t r = first_warp(); r < row_count; r += warp_stride())
+  for (int64_t r = first_warp<kWarps>(); r < row_count; r += warp_stride<kWarps>())
     if (row_token[r] < 0) zero_row<T, VEC>(dy + r * packs * VEC, packs, lane);
 }
 

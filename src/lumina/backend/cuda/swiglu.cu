@@ -14,8 +14,6 @@ using namespace cuda;
 
 constexpr int kThreads = 256;
 
-__device__ __forceinline__ float sigmoid(float g) { return 1.0f / (1.0f + expf(-g)); }
-
 template <class T, int VEC>
 __global__ void swiglu_forward_kernel(T* out, const T* gate, const T* up, int64_t packs) {
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < packs;
