@@ -1,7 +1,8 @@
 // RMSNorm forward (y, rstd) and backward (dx accumulates, dw f32 accumulates)
 // against the CPU backend: rows of 1, 2, 3 and 8 packs per lane (the warp-per-row
-// kernels, bf16/f16 C = 192, 512, 768, 2048), unpacked rows, more rows than the
-// backward's 1024 dw partials, 3-D x, and rows wide enough for the block-per-row
+// kernels, bf16/f16 C = 192, 512, 768, 2048; several rows per warp), unpacked
+// rows, more rows than the backward's 1024 dw partials take (4 per warp, 8 warps
+// per block), 3-D x, and rows wide enough for the block-per-row
 // kernels and more than 48 KiB of shared memory.
 // Bounds: y and dx per their dtype (cuda_parity.h); rstd and dw (f32 math on
 // the same rounded inputs) 1e-5. dw is bitwise repeatable.
@@ -21,6 +22,7 @@ TEST_F(CudaRmsnorm, ForwardAndBackwardMatchCpu) {
   const NormShape shapes[] = {{Shape{67, 192}, 67, 192}, {Shape{5, 100}, 5, 100}, {Shape{300, 13}, 300, 13},
                               {Shape{2, 33, 64}, 66, 64},     {Shape{9000, 768}, 9000, 768},
                               {Shape{37, 512}, 37, 512},      {Shape{21, 2048}, 21, 2048},
+                              {Shape{9000, 2048}, 9000, 2048},  {Shape{40000, 64}, 40000, 64},
                               {Shape{4, 16384}, 4, 16384}};  // dw partial row > 48 KiB of shared memory
   const double eps = 1e-5;
   uint64_t seed = 10;

@@ -7,8 +7,8 @@
 // the update, and the row sum is a warp shuffle (no block barrier per row).
 // Wider or unaligned rows take one block per row.
 // dw without atomics: each of P <= kMaxPartials blocks walks a fixed set of
-// rows and keeps its own dw partial (registers per warp, then shared memory,
-// each thread owning fixed columns); a second kernel adds the P partials in
+// rows and keeps its own dw partial in shared memory (a slice per warp, or per
+// block with each thread owning fixed columns); a second kernel adds the P partials in
 // a fixed order (32 column-owning slices per column, then the slices). P depends
 // only on N and C, so results are bitwise reproducible.
 // x, y, w, dy, dx share one dtype (f32, bf16, f16); rstd and dw are f32.
@@ -24,106 +24,154 @@ namespace {
 
 using namespace cuda;
 
-constexpr int64_t kMaxPartials = 1024;  // ~8 blocks per SM on an H100: rows in flight hide memory latency
+constexpr int64_t kMaxPartials = 1024;  // blocks of the backward (dw partials) at most: bounds the reduce's reads
 constexpr size_t kDefaultSharedBytes = 48 * 1024;
 constexpr int kMaxLanePacks = 8;         // packs per lane held in registers by the warp-per-row kernels
 constexpr int kRowWarps = 8;             // warps (rows in flight) per block of the warp-per-row kernels
 
+// Resident blocks per SM asked of the compiler for MAXP packs per lane: the
+// register budget per thread is 65536 / (32 * kRowWarps * blocks), so wide rows
+// (MAXP 6, 8: C = 1536, 2048 in bf16) get one block and no spills. The backward
+// holds three row packs per slot (x, dy, dx) to the forward's two.
+constexpr int forward_min_blocks(int maxp) { return maxp <= 3 ? 3 : maxp <= 4 ? 2 : 1; }
+constexpr int backward_min_blocks(int maxp) { return maxp <= 4 ? 2 : 1; }
+
 // ---- one warp per row --------------------------------------------------------------------
 // Lane l owns packs l, l + 32, ... (< packs) of every row it visits; MAXP bounds
-// their count (a compile-time size keeps them in registers).
+// their count (a compile-time size keeps them in registers). The forward walks
+// its rows with the next row's load in flight while the current one is reduced
+// and stored (the grid is sized to the resident blocks, so warps loop).
 template <class T, int VEC, int MAXP>
-__global__ void rmsnorm_forward_warp_kernel(T* y, float* rstd, const T* x, const T* w, int64_t rows, int64_t packs,
-                                            float eps) {
+__global__ void __launch_bounds__(32 * kRowWarps, forward_min_blocks(MAXP))
+    rmsnorm_forward_warp_kernel(T* y, float* rstd, const T* x, const T* w, int64_t rows, int64_t packs, float eps) {
   const int lane = static_cast<int>(threadIdx.x & 31u);
-  const int64_t warp = blockIdx.x * static_cast<int64_t>(blockDim.x >> 5) + (threadIdx.x >> 5);
-  const int64_t warps = static_cast<int64_t>(gridDim.x) * (blockDim.x >> 5);
+  const int64_t warps = warp_stride<kRowWarps>();
   const float channels = static_cast<float>(packs * VEC);
-  Pack<T, VEC> wv[MAXP];
+  Pack<T, VEC> wv[MAXP], xv[MAXP];
+  auto load_row = [&](Pack<T, VEC>(&dst)[MAXP], int64_t row) {
+#pragma unroll
+    for (int j = 0; j < MAXP; ++j)
+      if (lane + 32 * j < packs) dst[j] = load_pack<VEC>(x + (row * packs + lane + 32 * j) * VEC);
+  };
 #pragma unroll
   for (int j = 0; j < MAXP; ++j)
     if (lane + 32 * j < packs) wv[j] = load_pack<VEC>(w + (lane + 32 * j) * VEC);
-  for (int64_t row = warp; row < rows; row += warps) {
-    const T* xr = x + row * packs * VEC;
-    T* yr = y + row * packs * VEC;
-    Pack<T, VEC> xv[MAXP];
+  int64_t row = first_warp<kRowWarps>();
+  if (row < rows) load_row(xv, row);
+  while (row < rows) {
+    const int64_t next = row + warps;
+    Pack<T, VEC> xn[MAXP];
+    if (next < rows) load_row(xn, next);
     float sum_squares = 0.0f;
 #pragma unroll
     for (int j = 0; j < MAXP; ++j) {
       if (lane + 32 * j >= packs) continue;
-      xv[j] = load_pack<VEC>(xr + (lane + 32 * j) * VEC);
       for (int k = 0; k < VEC; ++k) sum_squares += to_f32(xv[j].v[k]) * to_f32(xv[j].v[k]);
     }
     const float r = rsqrtf(warp_sum(sum_squares) / channels + eps);
     if (lane == 0) rstd[row] = r;
+    T* yr = y + row * packs * VEC;
 #pragma unroll
     for (int j = 0; j < MAXP; ++j) {
       if (lane + 32 * j >= packs) continue;
       Pack<T, VEC> yv;
       for (int k = 0; k < VEC; ++k) yv.v[k] = from_f32<T>(to_f32(xv[j].v[k]) * r * to_f32(wv[j].v[k]));
       store_pack<VEC>(yr + (lane + 32 * j) * VEC, yv);
+      xv[j] = xn[j];
     }
+    row = next;
   }
 }
 
-// Block b handles rows b * kRowWarps + warp, stepping by gridDim.x * kRowWarps;
-// dw_partials (gridDim.x, C): the block's sum over those rows of dy * x * rstd,
-// its warps added in warp order.
+// Block b handles rows b * kRowWarps + warp, stepping by gridDim.x * kRowWarps.
+// Shared memory (rmsnorm_backward_warp_shared_bytes): w as packs [j][lane]
+// (pack lane + 32 j), then one f32 dw slice per warp laid out [j][k4][lane] in
+// float4s (k4: the 4-float quarters of a pack), so a warp's 16-byte accesses
+// touch consecutive addresses. A lane owns the same columns of every row, so
+// its dw slots are its own: no atomics, no barrier per row.
+// Each row's x, dy and dx are all loaded before the warp sum (one memory round
+// trip per row). dw_partials (gridDim.x, C): the block's sum over its rows of
+// dy * x * rstd, its warps added in warp order.
 template <class T, int VEC, int MAXP>
-__global__ void rmsnorm_backward_warp_kernel(T* dx, float* dw_partials, const T* dy, const T* x, const T* w,
-                                             const float* rstd, int64_t rows, int64_t packs) {
-  extern __shared__ float dw_block[];  // (C)
+__global__ void __launch_bounds__(32 * kRowWarps, backward_min_blocks(MAXP))
+    rmsnorm_backward_warp_kernel(T* dx, float* dw_partials, const T* dy, const T* x, const T* w, const float* rstd,
+                                 int64_t rows, int64_t packs) {
+  constexpr int kQuarters = VEC / 4;                  // float4s per pack of dw
+  constexpr int kSliceFloat4s = MAXP * kQuarters * 32;  // one warp's dw slice
+  extern __shared__ float4 shared[];
+  float4* dw_slices = shared;  // (kRowWarps, MAXP, kQuarters, 32)
+  auto* w_packs = reinterpret_cast<Pack<T, VEC>*>(dw_slices + kRowWarps * kSliceFloat4s);  // (MAXP, 32)
   const int lane = static_cast<int>(threadIdx.x & 31u), warp_in_block = static_cast<int>(threadIdx.x >> 5);
   const int64_t channels = packs * VEC;
-  Pack<T, VEC> wv[MAXP];
-  float dw_lane[MAXP][VEC];
-#pragma unroll
-  for (int j = 0; j < MAXP; ++j) {
-    if (lane + 32 * j < packs) wv[j] = load_pack<VEC>(w + (lane + 32 * j) * VEC);
-    for (int k = 0; k < VEC; ++k) dw_lane[j][k] = 0.0f;
-  }
+  for (int i = static_cast<int>(threadIdx.x); i < kRowWarps * kSliceFloat4s; i += blockDim.x)
+    dw_slices[i] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+  for (int i = static_cast<int>(threadIdx.x); i < packs; i += blockDim.x) w_packs[i] = load_pack<VEC>(w + i * VEC);
+  __syncthreads();
+  float4* dw_mine = dw_slices + warp_in_block * kSliceFloat4s;
   const int64_t first = blockIdx.x * static_cast<int64_t>(kRowWarps) + warp_in_block;
   for (int64_t row = first; row < rows; row += static_cast<int64_t>(gridDim.x) * kRowWarps) {
     const int64_t offset = row * channels;
     const float r = rstd[row];
-    Pack<T, VEC> xv[MAXP], dyv[MAXP];
-    float dot = 0.0f;  // sum_c w * dy * x
+    Pack<T, VEC> xv[MAXP], dyv[MAXP], dxv[MAXP];
 #pragma unroll
     for (int j = 0; j < MAXP; ++j) {
       if (lane + 32 * j >= packs) continue;
       xv[j] = load_pack<VEC>(x + offset + (lane + 32 * j) * VEC);
       dyv[j] = load_pack<VEC>(dy + offset + (lane + 32 * j) * VEC);
-      for (int k = 0; k < VEC; ++k) dot += to_f32(wv[j].v[k]) * to_f32(dyv[j].v[k]) * to_f32(xv[j].v[k]);
+      dxv[j] = load_pack<VEC>(dx + offset + (lane + 32 * j) * VEC);
+    }
+    float dot = 0.0f;  // sum_c w * dy * x
+#pragma unroll
+    for (int j = 0; j < MAXP; ++j) {
+      if (lane + 32 * j >= packs) continue;
+      const Pack<T, VEC> wv = w_packs[lane + 32 * j];
+      for (int k = 0; k < VEC; ++k) dot += to_f32(wv.v[k]) * to_f32(dyv[j].v[k]) * to_f32(xv[j].v[k]);
     }
     const float coef = r * r * warp_sum(dot) / static_cast<float>(channels);  // rstd^2 * mean(w dy x)
 #pragma unroll
     for (int j = 0; j < MAXP; ++j) {
       if (lane + 32 * j >= packs) continue;
-      T* dxp = dx + offset + (lane + 32 * j) * VEC;
-      Pack<T, VEC> dxv = load_pack<VEC>(dxp);
+      const Pack<T, VEC> wv = w_packs[lane + 32 * j];
+      float dw_row[VEC];
       for (int k = 0; k < VEC; ++k) {
         const float xk = to_f32(xv[j].v[k]), dyk = to_f32(dyv[j].v[k]);
-        dxv.v[k] = from_f32<T>(to_f32(dxv.v[k]) + r * (to_f32(wv[j].v[k]) * dyk - xk * coef));
-        dw_lane[j][k] += dyk * xk * r;
+        dxv[j].v[k] = from_f32<T>(to_f32(dxv[j].v[k]) + r * (to_f32(wv.v[k]) * dyk - xk * coef));
+        dw_row[k] = dyk * xk * r;
       }
-      store_pack<VEC>(dxp, dxv);
-    }
-  }
-  // dw_block = sum over the block's warps, in warp order.
-  for (int wi = 0; wi < kRowWarps; ++wi) {
-    if (warp_in_block == wi) {
-#pragma unroll
-      for (int j = 0; j < MAXP; ++j) {
-        if (lane + 32 * j >= packs) continue;
-        for (int k = 0; k < VEC; ++k) {
-          float& slot = dw_block[(lane + 32 * j) * VEC + k];
-          slot = wi == 0 ? dw_lane[j][k] : slot + dw_lane[j][k];
-        }
+      store_pack<VEC>(dx + offset + (lane + 32 * j) * VEC, dxv[j]);
+      for (int q = 0; q < kQuarters; ++q) {
+        float4& slot = dw_mine[(j * kQuarters + q) * 32 + lane];
+        float4 acc = slot;
+        acc.x += dw_row[4 * q];
+        acc.y += dw_row[4 * q + 1];
+        acc.z += dw_row[4 * q + 2];
+        acc.w += dw_row[4 * q + 3];
+        slot = acc;
       }
     }
-    __syncthreads();
   }
-  for (int64_t c = threadIdx.x; c < channels; c += blockDim.x) dw_partials[blockIdx.x * channels + c] = dw_block[c];
+  __syncthreads();
+  // Float4 i of a slice is columns (lane + 32 j) * VEC + 4 q .. + 3 with i = (j * kQuarters + q) * 32 + lane.
+  for (int i = static_cast<int>(threadIdx.x); i < kSliceFloat4s; i += blockDim.x) {
+    const int i_lane = i % 32, q = (i / 32) % kQuarters, j = i / (32 * kQuarters);
+    const int64_t pack = i_lane + 32 * j;
+    if (pack >= packs) continue;
+    float4 sum = dw_slices[i];
+    for (int wi = 1; wi < kRowWarps; ++wi) {
+      const float4 s = dw_slices[wi * kSliceFloat4s + i];
+      sum.x += s.x;
+      sum.y += s.y;
+      sum.z += s.z;
+      sum.w += s.w;
+    }
+    *reinterpret_cast<float4*>(dw_partials + blockIdx.x * channels + pack * VEC + 4 * q) = sum;
+  }
+}
+
+// Dynamic shared memory of rmsnorm_backward_warp_kernel<T, VEC, MAXP>.
+template <class T, int VEC, int MAXP>
+constexpr size_t rmsnorm_backward_warp_shared_bytes() {
+  return static_cast<size_t>(kRowWarps) * MAXP * 32 * VEC * sizeof(float) + MAXP * 32 * sizeof(Pack<T, VEC>);
 }
 
 // Calls f(std::integral_constant<int, MAXP>) with the smallest MAXP in {1, 2, 3, 4, 6, 8}
@@ -255,10 +303,12 @@ void CudaBackend::rmsnorm_forward(Tensor y, Tensor rstd, const Tensor& x, const 
     const int64_t lane_packs = (channels / kVec + 31) / 32;
     if (packed && lane_packs <= kMaxLanePacks)
       dispatch_lane_packs(lane_packs, [&](auto maxp) {
-        rmsnorm_forward_warp_kernel<T, kVec, decltype(maxp)::value>
-            <<<grid_blocks(rows, kRowWarps, 65535), 32 * kRowWarps, 0, stream_>>>(yp, rp, xp, wp, rows,
-                                                                                  channels / kVec,
-                                                                                  static_cast<float>(eps));
+        auto kernel = rmsnorm_forward_warp_kernel<T, kVec, decltype(maxp)::value>;
+        int resident = 0;  // blocks per SM
+        LUMINA_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&resident, kernel, 32 * kRowWarps, 0));
+        const int64_t max_blocks = std::max(1, resident) * static_cast<int64_t>(multiprocessor_count_);
+        kernel<<<grid_blocks(rows, kRowWarps, max_blocks), 32 * kRowWarps, 0, stream_>>>(
+            yp, rp, xp, wp, rows, channels / kVec, static_cast<float>(eps));
       });
     else if (packed)
       rmsnorm_forward_kernel<T, kVec><<<blocks, row_threads(channels / kVec, 1024), 0, stream_>>>(
@@ -298,28 +348,33 @@ void CudaBackend::rmsnorm_backward(Tensor dx, Tensor dw, const Tensor& dy, const
     const bool packed = channels % kVec == 0 && aligned_16(dxp) && aligned_16(dyp) && aligned_16(xp) && aligned_16(wp);
     const int64_t row_lane_packs = (channels / kVec + 31) / 32;
     const bool warp_rows = packed && row_lane_packs <= kMaxLanePacks;
-    // Partials: one per block; a warp-per-row block covers kRowWarps rows per stride.
-    int64_t partials = std::min<int64_t>(warp_rows ? (rows + kRowWarps - 1) / kRowWarps : rows, kMaxPartials);
+    // Partials: one per block. A warp-per-row block takes >= kWarpRows rows per warp, so
+    // its set-up (staging w, zeroing dw) and closing sum are spread over >= kRowWarps * kWarpRows rows.
+    constexpr int64_t kWarpRows = 4;
+    const int64_t block_rows = warp_rows ? kRowWarps * kWarpRows : 1;
+    int64_t partials = std::min<int64_t>((rows + block_rows - 1) / block_rows, kMaxPartials);
     if (static_cast<size_t>(partials) * row_bytes > kScratchBytes)
       partials = static_cast<int64_t>(kScratchBytes / row_bytes);
     LUMINA_CHECK(partials >= 1, "{}: C = {} is too wide for the scratch reserve", op, channels);
     auto* dw_partials = static_cast<float*>(scratch(static_cast<size_t>(partials) * row_bytes, op));
-    auto set_shared = [&](auto kernel) {
-      if (row_bytes > kDefaultSharedBytes)
-        LUMINA_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                               static_cast<int>(row_bytes)));
+    auto set_shared = [&](auto kernel, size_t bytes) {
+      if (bytes > kDefaultSharedBytes)
+        LUMINA_CUDA_CHECK(
+            cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
     };
     if (warp_rows) {
       dispatch_lane_packs(row_lane_packs, [&](auto maxp) {
-        auto kernel = rmsnorm_backward_warp_kernel<T, kVec, decltype(maxp)::value>;
-        set_shared(kernel);
-        kernel<<<static_cast<unsigned>(partials), 32 * kRowWarps, row_bytes, stream_>>>(dxp, dw_partials, dyp, xp,
-                                                                                        wp, rp, rows, channels / kVec);
+        constexpr int kMaxp = decltype(maxp)::value;
+        auto kernel = rmsnorm_backward_warp_kernel<T, kVec, kMaxp>;
+        constexpr size_t shared_bytes = rmsnorm_backward_warp_shared_bytes<T, kVec, kMaxp>();
+        set_shared(kernel, shared_bytes);
+        kernel<<<static_cast<unsigned>(partials), 32 * kRowWarps, shared_bytes, stream_>>>(
+            dxp, dw_partials, dyp, xp, wp, rp, rows, channels / kVec);
       });
     } else {
       auto kernel = packed ? rmsnorm_backward_kernel<T, kVec> : rmsnorm_backward_kernel<T, 1>;
       const int vec = packed ? kVec : 1;
-      set_shared(kernel);
+      set_shared(kernel, row_bytes);
       kernel<<<static_cast<unsigned>(partials), row_threads(channels / vec, 1024), row_bytes, stream_>>>(
           dxp, dw_partials, dyp, xp, wp, rp, rows, channels / vec);
     }
