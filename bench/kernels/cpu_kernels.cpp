@@ -152,7 +152,7 @@ void BM_CpuAdamw(benchmark::State& state) {
   Tensor p = t.make({kParams}), g = t.make({kParams}), m = t.make({kParams}, 0.0), v = t.make({kParams}, 0.0);
   AdamWParams h;
   h.weight_decay = 0.1;
-  for (auto _ : state) be->adamw_update(p, g, m, v, h);
+  for (auto _ : state) be->adamw_update(p, g, m, v, h, Tensor{});
   state.SetBytesProcessed(state.iterations() * 7 * p.bytes());
 }
 BENCHMARK(BM_CpuAdamw)->Unit(benchmark::kMicrosecond)->UseRealTime();

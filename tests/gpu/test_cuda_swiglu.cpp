@@ -1,5 +1,7 @@
-// SwiGLU forward and backward against the CPU backend, packed (numel a
-// multiple of the 16-byte pack) and unpacked. Bounds per dtype (cuda_parity.h).
+// SwiGLU forward and backward against the CPU backend, in 16-byte packs (numel
+// a multiple of the pack) and in single elements; and the packed-rows ops over
+// (N, 2F) [gate | up] with F a multiple of the pack (2048, 40) or not (13).
+// Bounds per dtype (cuda_parity.h).
 #include "cuda_parity.h"
 
 namespace lumina::test {
@@ -30,6 +32,30 @@ TEST_F(CudaSwiglu, ForwardAndBackwardMatchCpu) {
       gpu->swiglu_backward(dgate_dev, dup_dev, device(dout, dt, shape), gate_dev, up_dev);
       EXPECT_LE(relative_error(read(dgate_dev), dgate), tolerance(dt));
       EXPECT_LE(relative_error(read(dup_dev), dup), tolerance(dt));
+    }
+}
+
+TEST_F(CudaSwiglu, PackedRowsMatchCpu) {
+  uint64_t seed = 60;
+  for (DType dt : {DType::f32, DType::bf16, DType::f16})
+    for (auto [rows, F] : {std::pair<int64_t, int64_t>{9, 2048}, {33, 40}, {7, 13}}) {
+      SCOPED_TRACE(testing::Message() << dtype_name(dt) << " rows " << rows << " F " << F);
+      const Shape packed{rows, 2 * F}, half{rows, F};
+      std::vector<float> gate_up = random_values(packed.numel(), seed++, dt, 2.0);
+      std::vector<float> dout = random_values(half.numel(), seed++, dt);
+      Tensor gate_up_dev = device(gate_up, dt, packed);
+
+      std::vector<float> out(static_cast<size_t>(half.numel()));
+      cpu->swiglu_packed_forward(host(out, half), host(gate_up, packed));
+      Tensor out_dev = poisoned(dt, half);
+      gpu->swiglu_packed_forward(out_dev, gate_up_dev);
+      EXPECT_LE(relative_error(read(out_dev), out), tolerance(dt));
+
+      std::vector<float> dgate_up(gate_up.size());
+      cpu->swiglu_packed_backward(host(dgate_up, packed), host(dout, half), host(gate_up, packed));
+      Tensor dgate_up_dev = poisoned(dt, packed);
+      gpu->swiglu_packed_backward(dgate_up_dev, device(dout, dt, half), gate_up_dev);
+      EXPECT_LE(relative_error(read(dgate_up_dev), dgate_up), tolerance(dt));
     }
 }
 

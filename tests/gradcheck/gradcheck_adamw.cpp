@@ -26,7 +26,7 @@ TEST(Gradcheck, AdamwMatchesF64Formula) {
   for (int64_t step = 1; step <= 4; ++step) {
     h.step = step;
     HostTensor g = random_normal(DType::f64, shape, 10 + static_cast<uint64_t>(step));
-    backend->adamw_update(p, g, m, v, h);
+    backend->adamw_update(p, g, m, v, h, Tensor{});
     for (size_t i = 0; i < ep.size(); ++i) {
       const double gi = g.get(static_cast<int64_t>(i)) * h.grad_scale;
       em[i] = h.beta1 * em[i] + (1 - h.beta1) * gi;
@@ -41,6 +41,26 @@ TEST(Gradcheck, AdamwMatchesF64Formula) {
     EXPECT_NEAR(p.get(n), ep[i], 1e-13 * std::max(1.0, std::fabs(ep[i]))) << "param " << i;
     EXPECT_NEAR(m.get(n), em[i], 1e-14) << "m " << i;
     EXPECT_NEAR(v.get(n), ev[i], 1e-14) << "v " << i;
+  }
+}
+
+// The optional copy of the updated weights (the model's compute weights) is
+// exactly cast(copy, param) after the update, in every float dtype.
+TEST(Gradcheck, AdamwCopyIsTheCastOfTheUpdatedParam) {
+  auto backend = make_cpu_backend();
+  const Shape shape{53};
+  AdamWParams h;
+  h.lr = 1e-2;
+  h.weight_decay = 0.1;
+  for (DType copy_dtype : {DType::bf16, DType::f16, DType::f32}) {
+    SCOPED_TRACE(dtype_name(copy_dtype));
+    HostTensor p = random_normal(DType::f32, shape, 3), g = random_normal(DType::f32, shape, 4);
+    HostTensor m(DType::f32, shape), v(DType::f32, shape), copy(copy_dtype, shape), cast(copy_dtype, shape);
+    const std::vector<double> before = p.values();
+    backend->adamw_update(p, g, m, v, h, copy);
+    EXPECT_NE(p.values(), before);
+    backend->cast(cast, p);
+    EXPECT_TRUE(copy.bitwise_equal(cast));
   }
 }
 

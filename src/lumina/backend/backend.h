@@ -19,7 +19,8 @@
 //   with c in their dtype or f32 (weight gradients accumulate with beta = 1
 //   into the f32 gradient buffer); rmsnorm dw and embedding dtable are f32;
 //   rstd, lse, losses and dlosses are f32; cross_entropy takes f32/bf16/f16
-//   logits and computes in f32; adamw_update is f32 only. All math and
+//   logits and computes in f32; adamw_update is f32 only (its optional copy of
+//   the updated weights any float dtype). All math and
 //   accumulation is f32 (f32 gemm is exact f32, no TF32); sum_squares is f64.
 #include <cstdint>
 #include <memory>
@@ -131,6 +132,11 @@ class Backend {
   virtual void swiglu_forward(Tensor out, const Tensor& gate, const Tensor& up) = 0;
   // dgate, dup (N,F) overwritten.
   virtual void swiglu_backward(Tensor dgate, Tensor dup, const Tensor& dout, const Tensor& gate, const Tensor& up) = 0;
+  // The same over one (N, 2F) tensor holding [gate | up] in each row (one stacked
+  // gate/up GEMM's output): out (N,F) = silu(gate_up[:, :F]) * gate_up[:, F:].
+  virtual void swiglu_packed_forward(Tensor out, const Tensor& gate_up) = 0;
+  // dgate_up (N, 2F) = [dgate | dup] per row, overwritten.
+  virtual void swiglu_packed_backward(Tensor dgate_up, const Tensor& dout, const Tensor& gate_up) = 0;
 
   // ---- cross-entropy (one chunk of rows) ----------------------------------------------
   // logits (N,V); targets (N) i32, target < 0 = masked (loss 0, gradient 0).
@@ -237,7 +243,11 @@ class Backend {
   // AdamW on one flat range (param, grad, m, v same numel; param/m/v f32 or f64):
   //   g = grad * grad_scale; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
   //   p -= lr * (mhat / (sqrt(vhat) + eps) + wd * p),  mhat = m/(1-b1^t), vhat = v/(1-b2^t).
-  virtual void adamw_update(Tensor param, const Tensor& grad, Tensor m, Tensor v, const AdamWParams& h) = 0;
+  // param_copy: empty, or a float tensor of param's numel that receives the updated p
+  // rounded to its dtype exactly as cast(param_copy, param) would (the model's
+  // compute weights, written in the same pass instead of a second one).
+  virtual void adamw_update(Tensor param, const Tensor& grad, Tensor m, Tensor v, const AdamWParams& h,
+                            Tensor param_copy) = 0;
 };
 
 // dst (f32, f64 or bf16, on any device) = the first dst.numel() values of the host

@@ -97,6 +97,12 @@ void ProfilingBackend::swiglu_backward(Tensor dgate, Tensor dup, const Tensor& d
                                        const Tensor& up) {
   timed("swiglu_backward", [&] { inner_->swiglu_backward(dgate, dup, dout, gate, up); });
 }
+void ProfilingBackend::swiglu_packed_forward(Tensor out, const Tensor& gate_up) {
+  timed("swiglu_forward", [&] { inner_->swiglu_packed_forward(out, gate_up); });
+}
+void ProfilingBackend::swiglu_packed_backward(Tensor dgate_up, const Tensor& dout, const Tensor& gate_up) {
+  timed("swiglu_backward", [&] { inner_->swiglu_packed_backward(dgate_up, dout, gate_up); });
+}
 void ProfilingBackend::cross_entropy(Tensor logits, Tensor losses, Tensor argmax, const Tensor& targets,
                                      const Tensor& dlosses) {
   timed("cross_entropy", [&] { inner_->cross_entropy(logits, losses, argmax, targets, dlosses); });
@@ -160,8 +166,9 @@ void ProfilingBackend::mod_predictor(Tensor dpred, Tensor sums, const Tensor& pr
   timed("mod_predictor", [&] { inner_->mod_predictor(dpred, sums, pred, slot_row, dscale); });
 }
 
-void ProfilingBackend::adamw_update(Tensor param, const Tensor& grad, Tensor m, Tensor v, const AdamWParams& h) {
-  timed("adamw_update", [&] { inner_->adamw_update(param, grad, m, v, h); });
+void ProfilingBackend::adamw_update(Tensor param, const Tensor& grad, Tensor m, Tensor v, const AdamWParams& h,
+                                    Tensor param_copy) {
+  timed("adamw_update", [&] { inner_->adamw_update(param, grad, m, v, h, param_copy); });
 }
 
 }  // namespace lumina

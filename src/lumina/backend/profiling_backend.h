@@ -63,6 +63,8 @@ class ProfilingBackend final : public Backend {
                           const Tensor& v, const Tensor& out, const Tensor& lse) override;
   void swiglu_forward(Tensor out, const Tensor& gate, const Tensor& up) override;
   void swiglu_backward(Tensor dgate, Tensor dup, const Tensor& dout, const Tensor& gate, const Tensor& up) override;
+  void swiglu_packed_forward(Tensor out, const Tensor& gate_up) override;
+  void swiglu_packed_backward(Tensor dgate_up, const Tensor& dout, const Tensor& gate_up) override;
   void cross_entropy(Tensor logits, Tensor losses, Tensor argmax, const Tensor& targets,
                      const Tensor& dlosses) override;
   void moe_router_forward(Tensor probs, Tensor lse, Tensor choice, Tensor weight, Tensor sums, const Tensor& logits,
@@ -85,7 +87,8 @@ class ProfilingBackend final : public Backend {
   void mod_input_backward(Tensor dx, Tensor dscores, const Tensor& dxs, const Tensor& dgate, const Tensor& slot_row,
                           const Tensor& gate, const Tensor& w) override;
   void mod_predictor(Tensor dpred, Tensor sums, const Tensor& pred, const Tensor& slot_row, double dscale) override;
-  void adamw_update(Tensor param, const Tensor& grad, Tensor m, Tensor v, const AdamWParams& h) override;
+  void adamw_update(Tensor param, const Tensor& grad, Tensor m, Tensor v, const AdamWParams& h,
+                    Tensor param_copy) override;
 
  private:
   // Runs f between two synchronize() calls and adds the time (and flops) under `key`.

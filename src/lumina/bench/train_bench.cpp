@@ -43,7 +43,8 @@ TrainBenchResult run_train_bench(Backend& backend, DType act_dtype, const ModelC
     model.params().zero_grads();
     const ForwardResult f = model.forward(tokens.data(), targets.data(), 1.0 / static_cast<double>(N));
     model.backward(1.0);  // MoE aux + z losses at weight 1 (one micro-batch)
-    optimizer.step(3e-4, clip_scale(grad_global_norm(model.params()), 1.0));
+    optimizer.step(3e-4, clip_scale(grad_global_norm(model.params()), 1.0), model.compute_weights());
+    model.mark_compute_weights_current();
     backend.synchronize();
     r.final_loss = f.loss_sum / static_cast<double>(f.valid_tokens);
   };

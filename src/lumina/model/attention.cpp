@@ -42,8 +42,7 @@ void AttentionLayer::forward(const ModelContext& c, const RopeTables& rope, cons
                              Tensor out, Activations& a, Scratch& s, const Tensor& positions) const {
   Backend& be = c.be();
   const int64_t N = x.dim(0);
-  be.gemm(s.qkv.view(Shape{N, s.qkv.numel() / N}), x, false, c.params->stacked(c.weights_flat, q_proj, 3), true, 1.0,
-          0.0);
+  stacked_linear_forward(c, s.qkv.view(Shape{N, s.qkv.numel() / N}), x, q_proj, 3);  // [q | k | v] per row
   be.rope_qkv_forward(a.q, a.k, a.v, s.qkv, rope.cos, rope.sin, positions);
   be.attention_forward(a.y, a.lse, a.q, a.k, a.v);
   linear_forward_add(c, out, a.y.view(Shape{N, num_heads_ * head_dim_}), o_proj, skip);
@@ -83,9 +82,7 @@ void AttentionLayer::backward(const ModelContext& c, const RopeTables& rope, con
   linear_backward(c, rows(s.dy), dresidual, rows(a.y), o_proj);
   be.attention_backward(s.dq, s.dk, s.dv, s.dy, a.q, a.k, a.v, a.y, a.lse);
   be.rope_qkv_backward(s.qkv, s.dq, s.dk, s.dv, rope.cos, rope.sin, positions);
-  // d[Wq; Wk; Wv] += dqkv^T x;  dx = dqkv [Wq; Wk; Wv].
-  be.gemm(c.params->stacked(c.params->grads_flat(), q_proj, 3), rows(s.qkv), true, x, false, 1.0, 1.0);
-  be.gemm(dx, rows(s.qkv), false, c.params->stacked(c.weights_flat, q_proj, 3), false, 1.0, 0.0);
+  stacked_linear_backward(c, dx, rows(s.qkv), x, q_proj, 3);  // d[Wq; Wk; Wv] += dqkv^T x;  dx = dqkv [Wq; Wk; Wv]
 }
 
 }  // namespace lumina

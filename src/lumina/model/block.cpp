@@ -80,19 +80,6 @@ MoeFfn::Scratch Block::plan_moe_scratch(const std::vector<Block>& blocks, Arena&
   return moe ? moe->moe_->plan_scratch(arena, act, N) : MoeFfn::Scratch{};
 }
 
-void Block::ffn_forward(const ModelContext& c, const Tensor& x, const Tensor& skip, Tensor out, FfnActivations& a,
-                        MoeFfn::Scratch& moe_scratch) const {
-  if (moe_) {  // the MoE adds into its residual
-    if (out.data != skip.data) c.be().copy(out, skip);
-    moe_->forward(c, x, out, a.moe, moe_scratch);
-    return;
-  }
-  const int64_t N = x.dim(0), F = a.mlp.gate.dim(1);
-  SwiGLUMlp::Activations first{a.mlp.gate.prefix(Shape{N, F}), a.mlp.up.prefix(Shape{N, F}),
-                               a.mlp.h.prefix(Shape{N, F})};
-  mlp_->forward(c, x, skip, out, first);
-}
-
 namespace {
 
 // Elements [begin, end) of t, flattened, viewed as `shape`.
@@ -132,11 +119,11 @@ Tensor first_rows(const Tensor& t, int64_t rows) {
 }
 
 SwiGLUMlp::Activations first_rows(const SwiGLUMlp::Activations& a, int64_t rows) {
-  return {first_rows(a.gate, rows), first_rows(a.up, rows), first_rows(a.h, rows)};
+  return {first_rows(a.gate_up, rows), first_rows(a.h, rows)};
 }
 
 SwiGLUMlp::Scratch first_rows(const SwiGLUMlp::Scratch& s, int64_t rows) {
-  return {first_rows(s.dgate, rows), first_rows(s.dup, rows), first_rows(s.dh, rows)};
+  return {first_rows(s.dgate_up, rows), first_rows(s.dh, rows)};
 }
 
 // The runs of a MoD selection: one run of B sequences when they all route the
@@ -152,6 +139,17 @@ std::vector<Block::Run> selection_runs(const ModRouter::Selection& sel) {
 }
 
 }  // namespace
+
+void Block::ffn_forward(const ModelContext& c, const Tensor& x, const Tensor& skip, Tensor out, FfnActivations& a,
+                        MoeFfn::Scratch& moe_scratch) const {
+  if (moe_) {  // the MoE adds into its residual
+    if (out.data != skip.data) c.be().copy(out, skip);
+    moe_->forward(c, x, out, a.moe, moe_scratch);
+    return;
+  }
+  SwiGLUMlp::Activations rows = first_rows(a.mlp, x.dim(0));
+  mlp_->forward(c, x, skip, out, rows);
+}
 
 void Block::attention_half_forward(const ModelContext& c, const RopeTables& rope, const Tensor& x, Tensor mid,
                               Activations& a, Scratch& s, const std::vector<Run>& runs, const Tensor& positions) const {

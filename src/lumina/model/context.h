@@ -54,4 +54,17 @@ inline void linear_backward(const ModelContext& c, Tensor dx, const Tensor& dy, 
   c.be().gemm(dx, dy, false, c.weight(w), false, 1.0, dx_beta);
 }
 
+// `count` weights declared one after another with one (out, in) shape, as one GEMM
+// over their stacked (count*out, in) matrix W = [W_0; W_1; ...]:
+//   forward:  y (N, count*out) = x W^T (each weight's outputs side by side in a row);
+//   backward: dW += dy^T x;  dx (N, in) = dy W (overwritten).
+inline void stacked_linear_forward(const ModelContext& c, Tensor y, const Tensor& x, ParamId first, int count) {
+  c.be().gemm(y, x, false, c.params->stacked(c.weights_flat, first, count), true, 1.0, 0.0);
+}
+inline void stacked_linear_backward(const ModelContext& c, Tensor dx, const Tensor& dy, const Tensor& x, ParamId first,
+                                    int count) {
+  c.be().gemm(c.params->stacked(c.params->grads_flat(), first, count), dy, true, x, false, 1.0, 1.0);
+  c.be().gemm(dx, dy, false, c.params->stacked(c.weights_flat, first, count), false, 1.0, 0.0);
+}
+
 }  // namespace lumina

@@ -14,29 +14,29 @@ SwiGLUMlp::SwiGLUMlp(ParamStore& ps, const ModelConfig& cfg, const std::string& 
 
 SwiGLUMlp::Activations SwiGLUMlp::plan(Arena& arena, DType act, int64_t N) const {
   Activations a;
-  for (Tensor* t : {&a.gate, &a.up, &a.h}) *t = arena.alloc(act, Shape{N, ffn_});
+  a.gate_up = arena.alloc(act, Shape{N, 2 * ffn_});
+  a.h = arena.alloc(act, Shape{N, ffn_});
   return a;
 }
 
 SwiGLUMlp::Scratch SwiGLUMlp::plan_scratch(Arena& arena, DType act, int64_t N) const {
   Scratch s;
-  for (Tensor* t : {&s.dgate, &s.dup, &s.dh}) *t = arena.alloc(act, Shape{N, ffn_});
+  s.dgate_up = arena.alloc(act, Shape{N, 2 * ffn_});
+  s.dh = arena.alloc(act, Shape{N, ffn_});
   return s;
 }
 
 void SwiGLUMlp::forward(const ModelContext& c, const Tensor& x, const Tensor& skip, Tensor out, Activations& a) const {
-  linear_forward(c, a.gate, x, gate_proj);
-  linear_forward(c, a.up, x, up_proj);
-  c.be().swiglu_forward(a.h, a.gate, a.up);
+  stacked_linear_forward(c, a.gate_up, x, gate_proj, 2);
+  c.be().swiglu_packed_forward(a.h, a.gate_up);
   linear_forward_add(c, out, a.h, down_proj, skip);
 }
 
 void SwiGLUMlp::backward(const ModelContext& c, const Tensor& x, const Tensor& dresidual, Tensor dx,
                          const Activations& a, Scratch& s) const {
   linear_backward(c, s.dh, dresidual, a.h, down_proj);
-  c.be().swiglu_backward(s.dgate, s.dup, s.dh, a.gate, a.up);
-  linear_backward(c, dx, s.dgate, x, gate_proj);
-  linear_backward(c, dx, s.dup, x, up_proj, 1.0);
+  c.be().swiglu_packed_backward(s.dgate_up, s.dh, a.gate_up);
+  stacked_linear_backward(c, dx, s.dgate_up, x, gate_proj, 2);
 }
 
 }  // namespace lumina

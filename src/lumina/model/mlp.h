@@ -1,7 +1,9 @@
 #pragma once
 // SwiGLU feed-forward: out += down( silu(x Wg^T) * (x Wu^T) ).
-// x (N,C); gate, up, h (N,F); Wg, Wu (F,C); Wd (C,F).
-// gate, up and h are kept for backward (h for down_proj's weight gradient):
+// x (N,C); gate_up (N,2F) = [x Wg^T | x Wu^T] per row, from one GEMM over the
+// stacked [Wg; Wu] (2F,C) (the two are declared one after the other); h (N,F);
+// Wd (C,F). Backward is one GEMM each for d[Wg; Wu] and dx (K = 2F).
+// gate_up and h are kept for backward (h for down_proj's weight gradient):
 // recomputing h would save an (N, F) activation per layer but cost one
 // elementwise pass over three (N, F) tensors, ~3% of a GPU step.
 #include <string>
@@ -15,10 +17,12 @@ namespace lumina {
 class SwiGLUMlp {
  public:
   struct Activations {
-    Tensor gate, up, h;  // (N, F)
+    Tensor gate_up;  // (N, 2F)
+    Tensor h;        // (N, F)
   };
   struct Scratch {
-    Tensor dgate, dup, dh;  // (N, F)
+    Tensor dgate_up;  // (N, 2F)
+    Tensor dh;        // (N, F)
   };
 
   // prefix: "model.layers.{i}.mlp." (Hugging Face names).

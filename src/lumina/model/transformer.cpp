@@ -5,9 +5,10 @@
 
 namespace lumina {
 
-int64_t head_chunk_rows(int64_t rows, int64_t vocab) {
-  constexpr int64_t kChunkElements = int64_t{1} << 26;  // 2048 rows at V = 32768: GEMMs large enough to run near peak
-  return std::clamp<int64_t>(kChunkElements / std::max<int64_t>(vocab, 1), 1, rows);
+int64_t head_chunk_rows(int64_t rows, int64_t vocab, DType act) {
+  constexpr int64_t kChunkBytes = int64_t{512} << 20;
+  const int64_t elements = kChunkBytes / static_cast<int64_t>(dtype_size_bytes(act));
+  return std::clamp<int64_t>(elements / std::max<int64_t>(vocab, 1), 1, rows);
 }
 
 Transformer::Transformer(const ModelConfig& cfg) : cfg_(cfg), tie_(cfg.tie_word_embeddings) {
@@ -64,7 +65,7 @@ Transformer::Plan Transformer::plan(Arena& arena, int64_t B, int64_t T, DType ac
   for (const Block& b : blocks_) p.blocks.push_back(b.plan(arena, act, stat, B, T));
   p.final_norm = arena.alloc(act, Shape{N, C});
   p.final_rstd = arena.alloc(stat, Shape{N});
-  p.logits = arena.alloc(act, Shape{head_chunk_rows(N, V), V});
+  p.logits = arena.alloc(act, Shape{head_chunk_rows(N, V, act), V});
   p.losses = arena.alloc(stat, Shape{N});
   p.argmax = arena.alloc(DType::i32, Shape{N});
   p.dlosses = arena.alloc(stat, Shape{N});
@@ -115,7 +116,8 @@ ForwardResult Transformer::forward(const int32_t* tokens, const int32_t* targets
   }
   be.copy(p.tokens, Tensor(const_cast<int32_t*>(tokens), DType::i32, Device::cpu, Shape{N}));
   be.copy(p.targets, Tensor(const_cast<int32_t*>(targets), DType::i32, Device::cpu, Shape{N}));
-  refresh_compute_weights();
+  if (!compute_weights_current_) refresh_compute_weights();
+  compute_weights_current_ = false;
 
   be.embedding_forward(p.resid[0], p.tokens, ctx_.weight(embed_tokens_));
   for (size_t l = 0; l < blocks_.size(); ++l)

@@ -101,7 +101,19 @@ class Transformer {
   ParamId final_norm_id() const { return final_norm_; }
   ParamId head_weight() const { return tie_ ? embed_tokens_ : lm_head_; }
   // Re-derives the compute-dtype weights from the master weights (no-op when they are the same buffer).
+  // forward() does this first, unless mark_compute_weights_current() came after the last forward.
   void refresh_compute_weights();
+  // The compute-dtype weights as one flat tensor laid out as the parameters, for an
+  // optimizer that writes them along with its update (AdamW::step's compute_copy);
+  // empty when the compute dtype is the master dtype (one buffer).
+  Tensor compute_weights() const {
+    return ctx_.weights_flat.data == params_.params_flat().data ? Tensor{} : ctx_.weights_flat;
+  }
+  // The caller has just written the master weights into compute_weights(): the next
+  // forward() skips its cast (one forward only). Any other change to the master
+  // weights in between needs refresh_compute_weights() (the trainer's expert
+  // events rebuild the model, which starts unmarked).
+  void mark_compute_weights_current() { compute_weights_current_ = true; }
 
  private:
   struct Plan {
@@ -131,12 +143,15 @@ class Transformer {
   Plan plan_;
   int64_t B_ = 0, T_ = 0;
   bool have_head_grad_ = false;
+  bool compute_weights_current_ = false;  // mark_compute_weights_current(), consumed by forward()
   std::vector<double> host_losses_;
   std::vector<int32_t> host_argmax_;
 };
 
-// Rows of LM-head logits computed at once: bounds the (R, V) chunk to 2^26 elements
-// (128 MiB in bf16), large enough that the head GEMMs run near peak.
-int64_t head_chunk_rows(int64_t rows, int64_t vocab);
+// Rows of LM-head logits computed at once in dtype `act`: bounds the (R, V) chunk to
+// 512 MiB (8192 rows at V = 32768 in bf16). Each chunk adds its share into the
+// f32 head gradient (V, C), a read and a write of all of it, so fewer, larger
+// chunks save that traffic (4 instead of 16 chunks: ~0.8 ms per dense-124m step).
+int64_t head_chunk_rows(int64_t rows, int64_t vocab, DType act);
 
 }  // namespace lumina

@@ -14,7 +14,10 @@ AdamW::AdamW(ParamStore& params, const AdamWConfig& cfg) : params_(params), cfg_
   v_ = v_buffer_.as_tensor(params.dtype(), Shape{params.numel()});
 }
 
-void AdamW::step(double lr, double grad_scale) {
+void AdamW::step(double lr, double grad_scale, Tensor compute_copy) {
+  LUMINA_CHECK(compute_copy.empty() || compute_copy.numel() == params_.numel(),
+               "AdamW::step: the compute copy has {} elements, the parameters {}", compute_copy.numel(),
+               params_.numel());
   ++step_;
   Backend& be = params_.backend();
   AdamWParams h;
@@ -27,7 +30,8 @@ void AdamW::step(double lr, double grad_scale) {
   auto update = [&](int64_t begin, int64_t end) {
     if (begin < end)
       be.adamw_update(params_.params_flat().slice(begin, end), params_.grads_flat().slice(begin, end),
-                      m_.slice(begin, end), v_.slice(begin, end), h);
+                      m_.slice(begin, end), v_.slice(begin, end), h,
+                      compute_copy.empty() ? Tensor{} : compute_copy.slice(begin, end));
   };
   // Consecutive parameters with the same decay setting form one flat range: one
   // call each, split around the frozen ranges inside it.

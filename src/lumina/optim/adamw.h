@@ -22,7 +22,11 @@ class AdamW {
 
   // One update with learning rate lr; grad_scale multiplies every gradient first
   // (global-norm clipping, loss-scale undo). Increments the step counter.
-  void step(double lr, double grad_scale);
+  // compute_copy: empty, or a flat tensor laid out as the parameters (the model's
+  // compute-dtype weights, Transformer::compute_weights) that receives every
+  // updated range rounded to its dtype in the same pass; frozen ranges do not
+  // change, so their copy is left as it is.
+  void step(double lr, double grad_scale, Tensor compute_copy = Tensor{});
 
   const AdamWConfig& config() const { return cfg_; }
   int64_t steps_taken() const { return step_; }

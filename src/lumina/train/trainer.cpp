@@ -206,11 +206,14 @@ TrainSummary train(const RunConfig& cfg, const TrainOptions& opt) {
     const double grad_norm = scaled_grad_norm / loss_scale;
     const double lr = schedule.lr_at(state.step);
     // With fp16, a step whose gradients overflowed is skipped (the scaler backs off).
-    if (!scaler || scaler->update(scaled_grad_norm))
-      optimizer.step(lr, clip_scale(grad_norm, oc.gradient_clip_val) / loss_scale);
-    else
+    if (!scaler || scaler->update(scaled_grad_norm)) {
+      // AdamW writes the compute-dtype weights in the same pass; the next forward skips its cast.
+      optimizer.step(lr, clip_scale(grad_norm, oc.gradient_clip_val) / loss_scale, model.compute_weights());
+      model.mark_compute_weights_current();
+    } else {
       log_warning("step {}: fp16 gradients overflowed at loss scale {}; step skipped, scale now {}", state.step + 1,
                   loss_scale, scaler->scale());
+    }
     be.synchronize();
     state.step += 1;
     state.tokens_seen += accum * B * T;

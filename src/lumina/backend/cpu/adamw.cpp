@@ -35,7 +35,8 @@ LUMINA_CPU_CLONES void adamw_range(T* __restrict p, const T* __restrict grad, T*
 
 }  // namespace
 
-void CpuBackend::adamw_update(Tensor param, const Tensor& grad, Tensor m, Tensor v, const AdamWParams& h) {
+void CpuBackend::adamw_update(Tensor param, const Tensor& grad, Tensor m, Tensor v, const AdamWParams& h,
+                              Tensor param_copy) {
   const char* op = "adamw_update";
   cpu::check_host(param, op, "param");
   cpu::check_host_dtype(grad, param.dtype, op, "grad");
@@ -45,6 +46,8 @@ void CpuBackend::adamw_update(Tensor param, const Tensor& grad, Tensor m, Tensor
                "{}: param {}, grad {}, m {}, v {} must have the same number of elements", op, param.shape.str(),
                grad.shape.str(), m.shape.str(), v.shape.str());
   LUMINA_CHECK(h.step >= 1, "{}: step is {}; AdamW steps are 1-based", op, h.step);
+  LUMINA_CHECK(param_copy.empty() || param_copy.numel() == param.numel(),
+               "{}: param_copy {} must have param's {} elements", op, param_copy.shape.str(), param.numel());
   const double inv_bias1 = 1.0 / (1.0 - std::pow(h.beta1, static_cast<double>(h.step)));
   const double inv_bias2 = 1.0 / (1.0 - std::pow(h.beta2, static_cast<double>(h.step)));
   cpu::dispatch_float(param.dtype, op, [&](auto tag) {
@@ -62,6 +65,7 @@ void CpuBackend::adamw_update(Tensor param, const Tensor& grad, Tensor m, Tensor
       adamw_range(pp + begin, gp + begin, mp + begin, vp + begin, k, end - begin);
     });
   });
+  if (!param_copy.empty()) cast(param_copy, param);
 }
 
 }  // namespace lumina

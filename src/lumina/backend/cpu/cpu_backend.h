@@ -68,6 +68,8 @@ class CpuBackend final : public Backend {
   // swiglu.cpp
   void swiglu_forward(Tensor out, const Tensor& gate, const Tensor& up) override;
   void swiglu_backward(Tensor dgate, Tensor dup, const Tensor& dout, const Tensor& gate, const Tensor& up) override;
+  void swiglu_packed_forward(Tensor out, const Tensor& gate_up) override;
+  void swiglu_packed_backward(Tensor dgate_up, const Tensor& dout, const Tensor& gate_up) override;
 
   // cross_entropy.cpp
   void cross_entropy(Tensor logits, Tensor losses, Tensor argmax, const Tensor& targets,
@@ -98,7 +100,8 @@ class CpuBackend final : public Backend {
   void mod_predictor(Tensor dpred, Tensor sums, const Tensor& pred, const Tensor& slot_row, double dscale) override;
 
   // adamw.cpp
-  void adamw_update(Tensor param, const Tensor& grad, Tensor m, Tensor v, const AdamWParams& h) override;
+  void adamw_update(Tensor param, const Tensor& grad, Tensor m, Tensor v, const AdamWParams& h,
+                    Tensor param_copy) override;
 };
 
 namespace cpu {

@@ -1,9 +1,13 @@
 // SwiGLU, element-wise over (N, F). Outputs may alias inputs (each element's
-// inputs are read before its outputs are written).
+// inputs are read before its outputs are written). The packed ops take gate
+// and up as the two halves of each row of one (N, 2F) tensor.
 //   forward:  out = silu(gate) * up,  silu(g) = g * sigmoid(g),  sigmoid(g) = 1 / (1 + exp(-g))
 //   backward: dgate = dout * up * sigmoid(g) * (1 + g * (1 - sigmoid(g))),  dup = dout * silu(g)  (overwritten)
+#include <algorithm>
+
 #include "lumina/backend/cpu/cpu_backend.h"
 #include "lumina/backend/cpu/simd.h"
+#include "lumina/backend/swiglu_checks.h"
 
 namespace lumina {
 
@@ -71,6 +75,42 @@ void CpuBackend::swiglu_backward(Tensor dgate, Tensor dup, const Tensor& dout, c
     const T* u = up.ptr<T>();
     cpu::parallel_chunks(dout.numel(), kChunkElems, [&](int64_t begin, int64_t end) {
       swiglu_backward_range(dg + begin, du + begin, dy + begin, g + begin, u + begin, end - begin);
+    });
+  });
+}
+
+void CpuBackend::swiglu_packed_forward(Tensor out, const Tensor& gate_up) {
+  const char* op = "swiglu_packed_forward";
+  cpu::check_host(out, op, "out");
+  cpu::check_host_dtype(gate_up, out.dtype, op, "gate_up");
+  const int64_t F = check_swiglu_packed(op, gate_up, Tensor{}, out, "out");
+  if (F == 0) return;
+  cpu::dispatch_float(out.dtype, op, [&](auto tag) {
+    using T = decltype(tag);
+    T* o = out.ptr<T>();
+    const T* gu = gate_up.ptr<T>();
+    cpu::parallel_chunks(out.dim(0), std::max<int64_t>(1, kChunkElems / F), [&](int64_t begin, int64_t end) {
+      for (int64_t r = begin; r < end; ++r) swiglu_forward_range(o + r * F, gu + 2 * r * F, gu + (2 * r + 1) * F, F);
+    });
+  });
+}
+
+void CpuBackend::swiglu_packed_backward(Tensor dgate_up, const Tensor& dout, const Tensor& gate_up) {
+  const char* op = "swiglu_packed_backward";
+  cpu::check_host(dout, op, "dout");
+  cpu::check_host_dtype(dgate_up, dout.dtype, op, "dgate_up");
+  cpu::check_host_dtype(gate_up, dout.dtype, op, "gate_up");
+  const int64_t F = check_swiglu_packed(op, gate_up, dgate_up, dout, "dout");
+  if (F == 0) return;
+  cpu::dispatch_float(dout.dtype, op, [&](auto tag) {
+    using T = decltype(tag);
+    T* dgu = dgate_up.ptr<T>();
+    const T* dy = dout.ptr<T>();
+    const T* gu = gate_up.ptr<T>();
+    cpu::parallel_chunks(dout.dim(0), std::max<int64_t>(1, kChunkElems / F), [&](int64_t begin, int64_t end) {
+      for (int64_t r = begin; r < end; ++r)
+        swiglu_backward_range(dgu + 2 * r * F, dgu + (2 * r + 1) * F, dy + r * F, gu + 2 * r * F,
+                              gu + (2 * r + 1) * F, F);
     });
   });
 }

@@ -90,6 +90,8 @@ class CudaBackend final : public Backend {
   // swiglu.cu
   void swiglu_forward(Tensor out, const Tensor& gate, const Tensor& up) override;
   void swiglu_backward(Tensor dgate, Tensor dup, const Tensor& dout, const Tensor& gate, const Tensor& up) override;
+  void swiglu_packed_forward(Tensor out, const Tensor& gate_up) override;
+  void swiglu_packed_backward(Tensor dgate_up, const Tensor& dout, const Tensor& gate_up) override;
 
   // cross_entropy.cu
   void cross_entropy(Tensor logits, Tensor losses, Tensor argmax, const Tensor& targets,
@@ -119,7 +121,8 @@ class CudaBackend final : public Backend {
   void mod_predictor(Tensor dpred, Tensor sums, const Tensor& pred, const Tensor& slot_row, double dscale) override;
 
   // adamw.cu
-  void adamw_update(Tensor param, const Tensor& grad, Tensor m, Tensor v, const AdamWParams& h) override;
+  void adamw_update(Tensor param, const Tensor& grad, Tensor m, Tensor v, const AdamWParams& h,
+                    Tensor param_copy) override;
 
   // ---- for the op files in backend/cuda ------------------------------------------
   cudaStream_t stream() const { return stream_; }
