@@ -40,7 +40,7 @@ TrainBenchResult run_train_bench(Backend& backend, DType act_dtype, const ModelC
 
   TrainBenchResult r;
   auto step = [&] {
-    model.params().zero_grads();
+    model.params().overwrite_grads_next();
     const ForwardResult f = model.forward(tokens.data(), targets.data(), 1.0 / static_cast<double>(N));
     model.backward(1.0);  // MoE aux + z losses at weight 1 (one micro-batch)
     optimizer.step(3e-4, clip_scale(grad_global_norm(model.params()), 1.0), model.compute_weights());

@@ -194,7 +194,8 @@ void ModRouter::backward_finish(const ModelContext& c, const Tensor& x, Tensor d
   const double scale = c.dloss_aux * kModPredictorLossWeight / static_cast<double>(N);
   be.mod_predictor(dlogits.slice(1, 2).view(Shape{N}), Tensor(), a.logits.prefix(Shape{2, N}).slice(1, 2).view(Shape{N}),
                    slot_row, scale);
-  be.gemm(c.params->stacked(c.params->grads_flat(), router, 2), dlogits, false, x, false, 1.0, 1.0);
+  const double beta = c.params->grad_beta(router, 2);
+  be.gemm(c.params->stacked(c.params->grads_flat(), router, 2), dlogits, false, x, false, 1.0, beta);
 }
 
 }  // namespace lumina

@@ -90,7 +90,58 @@ void ParamStore::init_weights(uint64_t seed) {
   }
 }
 
-void ParamStore::zero_grads() { backend_->fill(grads_, 0.0); }
+void ParamStore::zero_grads() {
+  backend_->fill(grads_, 0.0);
+  overwriting_ = false;
+}
+
+void ParamStore::overwrite_grads_next() {
+  LUMINA_CHECK(allocated(), "ParamStore::overwrite_grads_next: allocate() first");
+  overwriting_ = true;
+  written_.assign(specs_.size(), 0);
+}
+
+void ParamStore::zero_unwritten(ParamId first, ParamId end) {
+  // Consecutive unwritten parameters are adjacent in the flat buffer: one fill each run.
+  for (ParamId id = first; id < end;) {
+    if (written_[static_cast<size_t>(id)]) {
+      ++id;
+      continue;
+    }
+    ParamId last = id;
+    while (last + 1 < end && !written_[static_cast<size_t>(last + 1)]) ++last;
+    const ParamSpec& a = specs_[static_cast<size_t>(id)];
+    const ParamSpec& b = specs_[static_cast<size_t>(last)];
+    backend_->fill(grads_.slice(a.offset, b.offset + b.shape.numel()), 0.0);
+    for (ParamId i = id; i <= last; ++i) written_[static_cast<size_t>(i)] = 1;
+    id = last + 1;
+  }
+}
+
+double ParamStore::grad_beta(ParamId first, int count) {
+  LUMINA_CHECK(first >= 0 && count >= 1 && static_cast<size_t>(first + count) <= specs_.size(),
+               "ParamStore::grad_beta: parameters {} .. {} of {}", first, first + count - 1, specs_.size());
+  if (!overwriting_) return 1.0;
+  bool any_written = false;
+  for (ParamId id = first; id < first + count; ++id) any_written = any_written || written_[static_cast<size_t>(id)];
+  if (any_written) {  // a stack written in part: the rest joins by accumulating onto zeros
+    zero_unwritten(first, first + count);
+    return 1.0;
+  }
+  for (ParamId id = first; id < first + count; ++id) written_[static_cast<size_t>(id)] = 1;
+  return 0.0;
+}
+
+Tensor ParamStore::grad_to_accumulate(ParamId id) {
+  if (overwriting_) zero_unwritten(id, id + 1);
+  return grad(id);
+}
+
+void ParamStore::end_overwrite() {
+  if (!overwriting_) return;
+  zero_unwritten(0, static_cast<ParamId>(specs_.size()));
+  overwriting_ = false;
+}
 
 void copy_by_name(const ParamStore& from, const Tensor& from_flat, const ParamStore& to, Tensor to_flat) {
   Backend& be = to.backend();

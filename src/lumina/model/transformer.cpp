@@ -223,6 +223,7 @@ void Transformer::backward(double dloss_aux) {
                       p.final_rstd);
   for (size_t l = blocks_.size(); l-- > 0;) blocks_[l].backward(ctx_, rope_, p.resid[l], p.dresid, p.blocks[l], p.scratch);
   be.embedding_backward(ctx_.grad(embed_tokens_), p.tokens, p.dresid);
+  params_.end_overwrite();  // gradients nothing wrote this step are zeroed
   have_head_grad_ = false;
 }
 

@@ -185,7 +185,7 @@ TrainSummary train(const RunConfig& cfg, const TrainOptions& opt) {
     Transformer& model = *tm.model;
     AdamW& optimizer = *tm.optimizer;
 
-    model.params().zero_grads();
+    model.params().overwrite_grads_next();  // the step's first gradient writes overwrite: no clearing pass
     const double loss_scale = scaler ? scaler->scale() : 1.0;
     double loss_sum = 0.0;
     MoeStepStats moe_stats;
