@@ -12,6 +12,7 @@
 #include "lumina/infer/kv_cache_session.h"
 #include "lumina/model/transformer.h"
 #include "lumina/optim/adamw.h"
+#include "support/prepared_model.h"
 #include "support/tiny_model.h"
 
 namespace lumina {
@@ -21,11 +22,9 @@ namespace {
 // back out, as the trainer's fp16 loss scaling does.
 std::vector<double> first_losses(Backend& be, DType act, int steps, double loss_scale = 1.0) {
   const ModelConfig cfg = test::small_config(259, 64);
-  Transformer model(cfg);
-  model.allocate(be, DType::f32, act);
-  model.params().init_weights(7);
   const int64_t B = 4, T = 64;
-  model.prepare(B, T);
+  const auto owned = test::prepared_model(cfg, be, act, 7, B, T);
+  Transformer& model = *owned;
   AdamW opt(model.params(), AdamWConfig{0.9, 0.95, 1e-8, 0.1});
   // One fixed batch, so that ten steps visibly lower the loss.
   const auto tokens = test::random_tokens(B * T, cfg.vocab_size, 100);
@@ -62,11 +61,9 @@ TEST(CudaModel, AdamWWritesTheComputeWeightsAsCastWould) {
   if (!cuda_available()) GTEST_SKIP() << "no CUDA GPU";
   auto gpu = make_cuda_backend(0);
   const ModelConfig cfg = test::small_config(259, 64);
-  Transformer model(cfg);
-  model.allocate(*gpu, DType::f32, DType::bf16);
-  model.params().init_weights(7);
   const int64_t B = 2, T = 32;
-  model.prepare(B, T);
+  const auto owned = test::prepared_model(cfg, *gpu, DType::bf16, 7, B, T);
+  Transformer& model = *owned;
   AdamW opt(model.params(), AdamWConfig{});
   const auto tokens = test::random_tokens(B * T, cfg.vocab_size, 1);
   const Tensor copy = model.compute_weights();

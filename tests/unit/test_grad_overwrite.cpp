@@ -11,6 +11,7 @@
 
 #include "lumina/model/param_store.h"
 #include "lumina/model/transformer.h"
+#include "support/prepared_model.h"
 #include "support/tiny_model.h"
 
 namespace lumina {
@@ -18,11 +19,9 @@ namespace {
 
 std::vector<double> step_gradients(const ModelConfig& cfg, bool overwrite) {
   auto be = make_cpu_backend();
-  Transformer model(cfg);
-  model.allocate(*be, DType::f32, DType::f32);
-  model.params().init_weights(9);
   const int64_t B = 2, T = 8;
-  model.prepare(B, T);
+  const auto owned = test::prepared_model(cfg, *be, DType::f32, 9, B, T);
+  Transformer& model = *owned;
   if (overwrite) {
     be->fill(model.params().grads_flat(), std::numeric_limits<double>::quiet_NaN());
     model.params().overwrite_grads_next();

@@ -6,6 +6,7 @@
 #include "lumina/model/accounting.h"
 #include "lumina/model/transformer.h"
 #include "lumina/optim/adamw.h"
+#include "support/prepared_model.h"
 #include "support/tiny_model.h"
 
 namespace lumina {
@@ -36,11 +37,9 @@ TEST(Model, F32ForwardMatchesF64Within1e5) {
 TEST(Model, OverfitsOneBatchBelow005In300Steps) {
   auto be = make_cpu_backend();
   const ModelConfig cfg = test::small_config(32, 16);
-  Transformer model(cfg);
-  model.allocate(*be, DType::f32, DType::f32);
-  model.params().init_weights(3);
   const int64_t B = 4, T = 16;
-  model.prepare(B, T);
+  const auto owned = test::prepared_model(cfg, *be, DType::f32, 3, B, T);
+  Transformer& model = *owned;
   const auto data = test::random_tokens(B * (T + 1), cfg.vocab_size, 21);
   std::vector<int32_t> tokens, targets;
   for (int64_t b = 0; b < B; ++b)
