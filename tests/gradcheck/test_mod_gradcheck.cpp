@@ -16,47 +16,24 @@
 #include <functional>
 
 #include "gradcheck/host_tensor.h"
+#include "gradcheck/sampled_gradcheck.h"
 #include "lumina/model/transformer.h"
 #include "support/tiny_model.h"
 
 namespace lumina {
 namespace {
 
-constexpr double kStep = 1e-5;         // central-difference step
-constexpr double kMaxRelError = 1e-6;  // |analytic - numeric| / max(|analytic|, |numeric|, kFloor)
-constexpr double kFloor = 1e-4;
 constexpr double kAux = 0.8;           // d J / d (auxiliary losses)
 constexpr int kSamplesPerTensor = 6;
 
 bool is_predictor(const std::string& name) { return name.find("mod_predictor") != std::string::npos; }
 
-// Checks `analytic` against central differences of scalar() over sampled elements of
-// value; routing_same() must hold after every evaluation.
+// Sampled central differences of scalar() against `analytic` (sampled_gradcheck.h);
+// routing_same() must hold after every evaluation.
 void check_tensor(const std::string& name, Tensor value, const Tensor& analytic, const std::function<double()>& scalar,
                   const std::function<bool()>& routing_same, uint64_t pick_stream, int samples) {
-  double* v = value.ptr<double>();
-  const double* g = analytic.ptr<double>();
-  const int64_t n = value.numel();
-  double norm = 0.0;
-  for (int64_t i = 0; i < n; ++i) norm += g[i] * g[i];
-  EXPECT_GT(norm, 0.0) << name << " received no gradient";
-  const Rng pick(13, RngPurpose::test, pick_stream);
-  for (int s = 0; s < std::min<int64_t>(samples, n); ++s) {
-    const int64_t i =
-        samples >= n ? s : static_cast<int64_t>(pick.bits(static_cast<uint64_t>(s)) % static_cast<uint64_t>(n));
-    const double saved = v[i];
-    v[i] = saved + kStep;
-    const double up = scalar();
-    const bool same_up = routing_same();
-    v[i] = saved - kStep;
-    const double down = scalar();
-    const bool same_down = routing_same();
-    v[i] = saved;
-    ASSERT_TRUE(same_up && same_down) << name << "[" << i << "]: +-h changed the routing; pick another seed";
-    const double numeric = (up - down) / (2 * kStep);
-    const double rel = std::fabs(g[i] - numeric) / std::max({std::fabs(g[i]), std::fabs(numeric), kFloor});
-    EXPECT_LE(rel, kMaxRelError) << name << "[" << i << "]: analytic " << g[i] << " numeric " << numeric;
-  }
+  test::check_sampled_gradient(name, value, analytic, scalar, routing_same, Rng(13, RngPurpose::test, pick_stream), 0,
+                               samples);
 }
 
 void check_mod_block(bool ffn_only) {

@@ -6,16 +6,11 @@
 
 #include "lumina/infer/kv_cache_session.h"
 #include "lumina/infer/sampling.h"
+#include "support/kv_cache_check.h"
 #include "support/tiny_model.h"
 
 namespace lumina {
 namespace {
-
-double max_abs_diff(const std::vector<double>& a, const std::vector<double>& b) {
-  double d = 0.0;
-  for (size_t i = 0; i < a.size(); ++i) d = std::max(d, std::fabs(a[i] - b[i]));
-  return d;
-}
 
 TEST(KvCache, IncrementalLogitsMatchFullRecomputeWithin1e5) {
   auto be = make_cpu_backend();
@@ -26,17 +21,7 @@ TEST(KvCache, IncrementalLogitsMatchFullRecomputeWithin1e5) {
   model.params().init_weights(17);
   const int64_t T = 12;
   const auto tokens = test::random_tokens(T, cfg.vocab_size, 4);
-
-  KvCacheSession incremental(model, T);
-  // Prompt of 3 tokens at once, then one token at a time.
-  std::vector<double> step_logits = incremental.append(tokens.data(), 3);
-  for (int64_t t = 3; t <= T; ++t) {
-    KvCacheSession full(model, T);
-    const std::vector<double> reference = full.append(tokens.data(), t);
-    EXPECT_LE(max_abs_diff(step_logits, reference), 1e-5) << "prefix length " << t;
-    if (t < T) step_logits = incremental.append(tokens.data() + t, 1);
-  }
-  EXPECT_EQ(incremental.length(), T);
+  EXPECT_EQ(test::expect_incremental_matches_full(model, tokens, 1e-5), T);
 }
 
 TEST(KvCache, LastPositionLossMatchesTrainingForward) {
