@@ -12,6 +12,8 @@
 #include "lumina/infer/kv_cache_session.h"
 #include "lumina/model/transformer.h"
 #include "lumina/optim/adamw.h"
+#include "support/kv_cache_check.h"
+#include "support/prepared_model.h"
 #include "support/tiny_model.h"
 
 namespace lumina {
@@ -27,11 +29,9 @@ ModelConfig mod_config(const std::string& routing, bool ffn_only) {
 }
 
 std::vector<double> first_losses(Backend& be, const ModelConfig& cfg, DType act, int steps) {
-  Transformer model(cfg);
-  model.allocate(be, DType::f32, act);
-  model.params().init_weights(7);
   const int64_t B = 4, T = 64;
-  model.prepare(B, T);
+  const auto owned = test::prepared_model(cfg, be, act, 7, B, T);
+  Transformer& model = *owned;
   AdamW opt(model.params(), AdamWConfig{0.9, 0.95, 1e-8, 0.1});
   const auto tokens = test::random_tokens(B * T, cfg.vocab_size, 100);
   const auto targets = test::random_tokens(B * T, cfg.vocab_size, 200, 9);
@@ -86,17 +86,7 @@ TEST(CudaModModel, GenerationMatchesCpuSession) {
   on_gpu.params().init_weights(31);
   const int64_t T = 40;
   const auto tokens = test::random_tokens(T, cfg.vocab_size, 8);
-  KvCacheSession on_device(on_gpu, T), reference(on_cpu, T);
-  std::vector<double> got = on_device.append(tokens.data(), 5);
-  std::vector<double> ref = reference.append(tokens.data(), 5);
-  for (int64_t t = 5; t <= T; ++t) {
-    double worst = 0.0;
-    for (size_t i = 0; i < ref.size(); ++i) worst = std::max(worst, std::fabs(got[i] - ref[i]));
-    EXPECT_LE(worst, 1e-4) << "after " << t << " tokens";
-    if (t == T) break;
-    got = on_device.append(tokens.data() + t, 1);
-    ref = reference.append(tokens.data() + t, 1);
-  }
+  test::expect_sessions_agree(on_gpu, on_cpu, tokens, 5, 1e-4);
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 #include "lumina/infer/kv_cache_session.h"
 #include "lumina/model/transformer.h"
 #include "lumina/optim/adamw.h"
+#include "support/kv_cache_check.h"
 #include "support/prepared_model.h"
 #include "support/tiny_model.h"
 
@@ -106,22 +107,10 @@ TEST(CudaModel, KvCacheDecodingMatchesFullRecomputeAndCpu) {
   on_gpu.params().init_weights(31);
   const int64_t T = 40;
   const auto tokens = test::random_tokens(T, cfg.vocab_size, 8);
-  KvCacheSession incremental(on_gpu, T), reference(on_cpu, T);
-  std::vector<double> step = incremental.append(tokens.data(), 5);
-  std::vector<double> ref = reference.append(tokens.data(), 5);
-  for (int64_t t = 5; t < T; ++t) {
-    double worst = 0.0, scale = 0.0;
-    for (size_t v = 0; v < step.size(); ++v) {
-      worst = std::max(worst, std::fabs(step[v] - ref[v]));
-      scale = std::max(scale, std::fabs(ref[v]));
-    }
-    EXPECT_LE(worst, 1e-4 * std::max(scale, 1.0)) << "prefix " << t;  // f32 on both sides
-    step = incremental.append(tokens.data() + t, 1);
-    ref = reference.append(tokens.data() + t, 1);
-  }
+  const std::vector<double> last = test::expect_sessions_agree(on_gpu, on_cpu, tokens, 5, 1e-4);  // f32 on both
   KvCacheSession full(on_gpu, T);
   const std::vector<double> whole = full.append(tokens.data(), T);
-  for (size_t v = 0; v < whole.size(); ++v) EXPECT_NEAR(whole[v], step[v], 1e-4) << v;
+  EXPECT_LE(test::max_abs_diff(whole, last), 1e-4);
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include "lumina/backend/cuda/cuda_backend.h"
 #include "lumina/model/transformer.h"
 #include "lumina/optim/adamw.h"
+#include "support/prepared_model.h"
 #include "support/tiny_model.h"
 
 namespace lumina {
@@ -26,11 +27,9 @@ MoeRun first_moe_losses(Backend& be, DType act, int steps) {
   cfg.moe_top_k = 2;
   cfg.moe_pattern = "every_2nd";  // layer 0 dense, layer 1 MoE
   cfg.router_z_loss_weight = 0.001;
-  Transformer model(cfg);
-  model.allocate(be, DType::f32, act);
-  model.params().init_weights(7);
   const int64_t B = 4, T = 64;
-  model.prepare(B, T);
+  const auto owned = test::prepared_model(cfg, be, act, 7, B, T);
+  Transformer& model = *owned;
   AdamW opt(model.params(), AdamWConfig{0.9, 0.95, 1e-8, 0.1});
   const auto tokens = test::random_tokens(B * T, cfg.vocab_size, 100);
   const auto targets = test::random_tokens(B * T, cfg.vocab_size, 200, 9);
