@@ -50,26 +50,25 @@ inline void linear_forward_add(const ModelContext& c, Tensor y, const Tensor& x,
   c.be().gemm_add(y, x, false, c.weight(w), true, skip);
 }
 
-// dW (out,in) += dy^T x (= on the step's first write, ParamStore::grad_beta);  dx (N,in) = dy W (+ dx when dx_beta = 1).
-inline void linear_backward(const ModelContext& c, Tensor dx, const Tensor& dy, const Tensor& x, ParamId w,
-                            double dx_beta = 0.0) {
-  const double beta = c.params->grad_beta(w);
-  c.be().gemm(c.params->grad(w), dy, true, x, false, 1.0, beta);
-  c.be().gemm(dx, dy, false, c.weight(w), false, 1.0, dx_beta);
-}
-
 // `count` weights declared one after another with one (out, in) shape, as one GEMM
 // over their stacked (count*out, in) matrix W = [W_0; W_1; ...]:
 //   forward:  y (N, count*out) = x W^T (each weight's outputs side by side in a row);
-//   backward: dW += dy^T x (= on the step's first write);  dx (N, in) = dy W (overwritten).
+//   backward: dW += dy^T x (= on the step's first write, ParamStore::grad_beta);
+//             dx (N, in) = dy W (+ dx when dx_beta = 1).
 inline void stacked_linear_forward(const ModelContext& c, Tensor y, const Tensor& x, ParamId first, int count) {
   c.be().gemm(y, x, false, c.params->stacked(c.weights_flat, first, count), true, 1.0, 0.0);
 }
 inline void stacked_linear_backward(const ModelContext& c, Tensor dx, const Tensor& dy, const Tensor& x, ParamId first,
-                                    int count) {
+                                    int count, double dx_beta = 0.0) {
   const double beta = c.params->grad_beta(first, count);
   c.be().gemm(c.params->stacked(c.params->grads_flat(), first, count), dy, true, x, false, 1.0, beta);
-  c.be().gemm(dx, dy, false, c.params->stacked(c.weights_flat, first, count), false, 1.0, 0.0);
+  c.be().gemm(dx, dy, false, c.params->stacked(c.weights_flat, first, count), false, 1.0, dx_beta);
+}
+
+// One weight: dW (out,in) += dy^T x (= on the step's first write);  dx (N,in) = dy W (+ dx when dx_beta = 1).
+inline void linear_backward(const ModelContext& c, Tensor dx, const Tensor& dy, const Tensor& x, ParamId w,
+                            double dx_beta = 0.0) {
+  stacked_linear_backward(c, dx, dy, x, w, 1, dx_beta);
 }
 
 }  // namespace lumina

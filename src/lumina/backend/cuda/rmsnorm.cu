@@ -83,6 +83,20 @@ __global__ void __launch_bounds__(32 * kRowWarps, forward_min_blocks(MAXP))
   }
 }
 
+// Resident blocks per SM of a warp-per-row kernel (32 * kRowWarps threads, no
+// dynamic shared memory), asked of the driver once per kernel rather than per
+// call. It only sizes the forward's grid (the kernel loops over its rows), so
+// one answer serves every device of the process.
+template <auto Kernel>
+int resident_blocks_per_sm() {
+  static const int blocks = [] {
+    int resident = 0;
+    LUMINA_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&resident, Kernel, 32 * kRowWarps, 0));
+    return std::max(1, resident);
+  }();
+  return blocks;
+}
+
 // Block b handles rows b * kRowWarps + warp, stepping by gridDim.x * kRowWarps.
 // Shared memory (rmsnorm_backward_warp_shared_bytes): w as packs [j][lane]
 // (pack lane + 32 j), then one f32 dw slice per warp laid out [j][k4][lane] in
@@ -303,10 +317,8 @@ void CudaBackend::rmsnorm_forward(Tensor y, Tensor rstd, const Tensor& x, const 
     const int64_t lane_packs = (channels / kVec + 31) / 32;
     if (packed && lane_packs <= kMaxLanePacks)
       dispatch_lane_packs(lane_packs, [&](auto maxp) {
-        auto kernel = rmsnorm_forward_warp_kernel<T, kVec, decltype(maxp)::value>;
-        int resident = 0;  // blocks per SM
-        LUMINA_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&resident, kernel, 32 * kRowWarps, 0));
-        const int64_t max_blocks = std::max(1, resident) * static_cast<int64_t>(multiprocessor_count_);
+        constexpr auto kernel = rmsnorm_forward_warp_kernel<T, kVec, decltype(maxp)::value>;
+        const int64_t max_blocks = resident_blocks_per_sm<kernel>() * static_cast<int64_t>(multiprocessor_count_);
         kernel<<<grid_blocks(rows, kRowWarps, max_blocks), 32 * kRowWarps, 0, stream_>>>(
             yp, rp, xp, wp, rows, channels / kVec, static_cast<float>(eps));
       });
