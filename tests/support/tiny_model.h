@@ -42,6 +42,14 @@ inline ModelConfig tiny_moe_config(int64_t top_k, double capacity_factor) {
   return c;
 }
 
+// cfg with learned Mixture-of-Depths routing at capacity 0.5 in every layer.
+inline ModelConfig with_learned_mod(ModelConfig cfg) {
+  cfg.use_mod = true;
+  cfg.mod_routing_type = "learned";
+  cfg.mod_capacity_factor = 0.5;
+  return cfg;
+}
+
 // A small trainable model (usual init): hidden 32, 4 heads, 2 kv heads, ffn 64.
 inline ModelConfig small_config(int64_t vocab, int64_t max_positions) {
   ModelConfig c = tiny_config(false);

@@ -6,42 +6,15 @@
 // zeroed would show.
 #include <gtest/gtest.h>
 
-#include <cmath>
-#include <limits>
-
 #include "lumina/model/param_store.h"
-#include "lumina/model/transformer.h"
-#include "support/prepared_model.h"
-#include "support/tiny_model.h"
+#include "support/step_gradients.h"
 
 namespace lumina {
 namespace {
 
-std::vector<double> step_gradients(const ModelConfig& cfg, bool overwrite) {
-  auto be = make_cpu_backend();
-  const int64_t B = 2, T = 8;
-  const auto owned = test::prepared_model(cfg, *be, DType::f32, 9, B, T);
-  Transformer& model = *owned;
-  if (overwrite) {
-    be->fill(model.params().grads_flat(), std::numeric_limits<double>::quiet_NaN());
-    model.params().overwrite_grads_next();
-  } else {
-    model.params().zero_grads();
-  }
-  for (int64_t micro = 0; micro < 2; ++micro) {
-    const auto tokens = test::random_tokens(B * T, cfg.vocab_size, 30 + static_cast<uint64_t>(micro));
-    const auto targets = test::random_tokens(B * T, cfg.vocab_size, 40 + static_cast<uint64_t>(micro), 5);
-    model.set_training_step(true, 3, 0, micro);
-    model.forward(tokens.data(), targets.data(), 1.0 / static_cast<double>(2 * B * T));
-    model.backward(0.5);
-  }
-  std::vector<double> grads(static_cast<size_t>(model.params().numel()));
-  be->cast(Tensor(grads.data(), DType::f64, Device::cpu, Shape{model.params().numel()}), model.params().grads_flat());
-  return grads;
-}
-
 void expect_same_gradients(const ModelConfig& cfg) {
-  const std::vector<double> accumulated = step_gradients(cfg, false), overwritten = step_gradients(cfg, true);
+  const std::vector<double> accumulated = test::step_gradients(cfg, false);
+  const std::vector<double> overwritten = test::step_gradients(cfg, true);
   ASSERT_EQ(accumulated.size(), overwritten.size());
   double norm = 0.0;
   for (size_t i = 0; i < accumulated.size(); ++i) {
@@ -49,13 +22,6 @@ void expect_same_gradients(const ModelConfig& cfg) {
     norm += accumulated[i] * accumulated[i];
   }
   EXPECT_GT(norm, 0.0);  // the comparison is not of zeros
-}
-
-ModelConfig with_mod(ModelConfig cfg) {
-  cfg.use_mod = true;
-  cfg.mod_routing_type = "learned";
-  cfg.mod_capacity_factor = 0.5;
-  return cfg;
 }
 
 // The store's bookkeeping on its own: beta 0 once per parameter, a stack written
@@ -97,8 +63,8 @@ TEST(GradOverwrite, MoeDroplessAndWithDrops) {
 }
 
 TEST(GradOverwrite, ModAndHybrid) {
-  expect_same_gradients(with_mod(test::tiny_config(false)));
-  expect_same_gradients(with_mod(test::tiny_moe_config(2, 0.0)));
+  expect_same_gradients(test::with_learned_mod(test::tiny_config(false)));
+  expect_same_gradients(test::with_learned_mod(test::tiny_moe_config(2, 0.0)));
 }
 
 }  // namespace

@@ -55,7 +55,7 @@ class Backend {
   // dst = src converted to dst.dtype (same numel).
   virtual void cast(Tensor dst, const Tensor& src) = 0;
   virtual void synchronize() {}
-  // Device memory held by this backend's buffers and fixed workspaces, in bytes;
+  // Device memory held by this backend's buffers and workspaces, in bytes;
   // -1 where it is not tracked (the CPU: measure the process instead).
   virtual int64_t device_memory_bytes() const { return -1; }
   // Device memory free for new buffers now, in bytes; -1 where unknown (the CPU).

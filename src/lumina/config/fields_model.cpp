@@ -99,6 +99,10 @@ void add_model_fields(std::vector<Field>& fields) {
   s.needs(Feature::gradient_checkpointing);
   s.flag(&M::gradient_checkpointing, "gradient_checkpointing",
          "Recompute each block's forward in its backward instead of storing activations.");
+  s.needs(Feature::core);
+  s.choice(&M::recompute_norms, "recompute_norms", {{"none"}, {"attention"}, {"both"}},
+           "rmsnorm outputs the backward recomputes instead of keeping: none (fastest; keeps 2 (tokens, "
+           "hidden_size) activations per layer), attention (keeps the FFN's) or both (least memory).");
 }
 
 }  // namespace lumina

@@ -14,7 +14,9 @@ Block::Block(ParamStore& ps, const ModelConfig& cfg, int layer)
       attn_(ps, cfg, layer),
       hidden_(cfg.hidden_size),
       ffn_size_(cfg.ffn_size()),
-      eps_(cfg.rms_norm_eps) {
+      eps_(cfg.rms_norm_eps),
+      keep_attn_norm_(cfg.recompute_norms == "none"),
+      keep_ffn_norm_(cfg.recompute_norms != "both") {
   if (is_moe_layer(cfg, layer)) moe_.emplace(ps, cfg, fmt::format("model.layers.{}.block_sparse_moe.", layer), layer);
   else mlp_.emplace(ps, cfg, fmt::format("model.layers.{}.mlp.", layer));
   if (is_mod_layer(cfg, layer)) mod_.emplace(ps, cfg, layer);
@@ -24,9 +26,11 @@ Block::Activations Block::plan(Arena& arena, DType act, DType stat, int64_t B, i
   const int64_t N = B * T;
   Activations a;
   a.attn_rstd = arena.alloc(stat, Shape{N});
+  if (keep_attn_norm_) a.attn_norm = arena.alloc(act, Shape{N, hidden_});
   a.attn = attn_.plan(arena, act, stat, B, T);
   a.mid = arena.alloc(act, Shape{N, hidden_});
   a.ffn_rstd = arena.alloc(stat, Shape{N});
+  if (keep_ffn_norm_) a.ffn_norm = arena.alloc(act, Shape{N, hidden_});
   if (moe_) a.ffn.moe = moe_->plan(arena, act, N);
   else a.ffn.mlp = mlp_->plan(arena, act, N);
   if (mod_) a.mod = mod_->plan(arena, act, stat, B, T);
@@ -54,8 +58,10 @@ Block::Scratch Block::plan_scratch(const std::vector<Block>& blocks, Arena& aren
   Scratch s;
   if (blocks.empty()) return s;
   const Block& front = blocks.front();
-  s.norm = arena.alloc(act, Shape{B * T, front.hidden_});
-  s.rstd = arena.alloc(stat, Shape{B * T});
+  if (!front.keep_attn_norm_ || !front.keep_ffn_norm_) {  // a norm to recompute in backward
+    s.norm = arena.alloc(act, Shape{B * T, front.hidden_});
+    s.rstd = arena.alloc(stat, Shape{B * T});
+  }
   s.dnorm = arena.alloc(act, Shape{B * T, front.hidden_});
   s.attn = front.attn_.plan_scratch(arena, act, B, T);
   if (const Block* dense = first_dense(blocks)) s.mlp = dense->mlp_->plan_scratch(arena, act, B * T);
@@ -155,7 +161,7 @@ void Block::attention_half_forward(const ModelContext& c, const RopeTables& rope
                               Activations& a, Scratch& s, const std::vector<Run>& runs, const Tensor& positions) const {
   Backend& be = c.be();
   const int64_t R = x.dim(0);
-  const Tensor norm = first_rows(s.norm, R);
+  const Tensor norm = first_rows(keep_attn_norm_ ? a.attn_norm : s.norm, R);
   be.rmsnorm_forward(norm, first_rows(a.attn_rstd, R), x, c.weight(input_layernorm), eps_);
   for (const Run& r : runs) {  // the runs cover every row: mid = x + attention
     AttentionLayer::Activations av = run_view(a.attn, r);
@@ -167,7 +173,7 @@ void Block::attention_half_forward(const ModelContext& c, const RopeTables& rope
 
 void Block::ffn_half_forward(const ModelContext& c, const Tensor& mid, Tensor out, Activations& a, Scratch& s) const {
   const int64_t R = mid.dim(0);
-  const Tensor norm = first_rows(s.norm, R);
+  const Tensor norm = first_rows(keep_ffn_norm_ ? a.ffn_norm : s.norm, R);
   c.be().rmsnorm_forward(norm, first_rows(a.ffn_rstd, R), mid, c.weight(post_attention_layernorm), eps_);
   ffn_forward(c, norm, mid, out, a.ffn, s.moe);
 }
@@ -176,9 +182,9 @@ void Block::ffn_half_backward(const ModelContext& c, const Tensor& mid, Tensor d
                               Scratch& s) const {
   Backend& be = c.be();
   const int64_t R = mid.dim(0);
-  const Tensor norm = first_rows(s.norm, R), dnorm = first_rows(s.dnorm, R);
+  const Tensor norm = first_rows(keep_ffn_norm_ ? a.ffn_norm : s.norm, R), dnorm = first_rows(s.dnorm, R);
   // dresid = d out = d mid through the skip connection; add the FFN path.
-  be.rmsnorm_forward(norm, first_rows(s.rstd, R), mid, c.weight(post_attention_layernorm), eps_);  // recompute its input
+  if (!keep_ffn_norm_) be.rmsnorm_forward(norm, first_rows(s.rstd, R), mid, c.weight(post_attention_layernorm), eps_);
   if (moe_) {
     moe_->backward(c, norm, dresid, dnorm, c.dloss_aux, a.ffn.moe, s.moe);
   } else {
@@ -194,9 +200,9 @@ void Block::attention_half_backward(const ModelContext& c, const RopeTables& rop
                                const Tensor& positions) const {
   Backend& be = c.be();
   const int64_t R = x.dim(0);
-  const Tensor norm = first_rows(s.norm, R), dnorm = first_rows(s.dnorm, R);
+  const Tensor norm = first_rows(keep_attn_norm_ ? a.attn_norm : s.norm, R), dnorm = first_rows(s.dnorm, R);
   // dresid = d mid = d x through the skip connection; add the attention path.
-  be.rmsnorm_forward(norm, first_rows(s.rstd, R), x, c.weight(input_layernorm), eps_);
+  if (!keep_attn_norm_) be.rmsnorm_forward(norm, first_rows(s.rstd, R), x, c.weight(input_layernorm), eps_);
   for (const Run& r : runs) {
     AttentionLayer::Scratch sv = run_view(s.attn, r);
     attn_.backward(c, rope, norm.slice(r.begin, r.end), dresid.slice(r.begin, r.end), dnorm.slice(r.begin, r.end),
@@ -304,7 +310,7 @@ void Block::forward(const ModelContext& c, const RopeTables& rope, const Tensor&
   const Tensor& x_route = mod_->ffn_only() ? a.mid : x;
   mod_->route(c, x_route, B, T, m, s.mod);
   const int64_t R = m.sel.rows();
-  const Tensor xs = s.mod.xs.prefix(Shape{R, C});
+  const Tensor xs = m.xs.prefix(Shape{R, C});
   const Tensor ys = m.delta.prefix(Shape{R, C});
   std::vector<Run> runs;
   if (R > 0) {
@@ -343,11 +349,10 @@ void Block::backward(const ModelContext& c, const RopeTables& rope, const Tensor
   const ModRouter::Activations& m = a.mod;
   const Tensor& x_route = mod_->ffn_only() ? a.mid : x;
   const int64_t R = m.sel.rows();
-  const Tensor xs = s.mod.xs.prefix(Shape{R, C});
+  const Tensor xs = m.xs.prefix(Shape{R, C});  // gathered in forward
   const Tensor dys = s.mod.dys.prefix(Shape{R, C});
   if (R > 0) {
     ModRouter::backward_gates(c.be(), dresid, m, s.mod);
-    ModRouter::gather(c.be(), xs, x_route, m);
     if (mod_->ffn_only()) {
       ffn_half_backward(c, xs, dys, a, s);
     } else {

@@ -4,9 +4,9 @@
 // ffn = a dense SwiGLU MLP or, in MoE layers (layer_kinds.h), a mixture of
 // experts (moe.h; its weighted aux + z losses are scaled by
 // ModelContext::dloss_aux in backward).
-// Memory: the two rmsnorm outputs are not kept for backward; they are
-// recomputed there from the saved rstd's inputs (one cheap pass each), which
-// saves 2 x (N, C) activations per layer.
+// Memory: model.recompute_norms says which of the two rmsnorm outputs the
+// backward recomputes from the block's saved inputs and rstd's (one pass over
+// (N, C) each) instead of keeping them as (N, C) activations.
 // Mixture-of-Depths layers (mod.h) run the block, or with mod_ffn_only its
 // FFN half, on the routed tokens only, as a compact batch: the same
 // activations, their first R rows used (planned for N, since capacity anneals
@@ -31,15 +31,17 @@ class Block {
   };
   struct Activations {
     Tensor attn_rstd;  // (N)
+    Tensor attn_norm;  // (N,C) the attention's rmsnorm output; empty when recomputed
     AttentionLayer::Activations attn;
     Tensor mid;        // (N,C) residual after attention
     Tensor ffn_rstd;   // (N)
+    Tensor ffn_norm;   // (N,C) the FFN's rmsnorm output; empty when recomputed
     FfnActivations ffn;
     ModRouter::Activations mod;  // MoD layer: the routing (first R rows of the tensors above used)
   };
   // Scratch shared by all blocks (one block runs at a time, forward or backward).
   struct Scratch {
-    Tensor norm, rstd;  // (N,C), (N): an rmsnorm output (and its recomputed rstd)
+    Tensor norm, rstd;  // (N,C), (N): a recomputed rmsnorm output and rstd (empty when none is recomputed)
     Tensor dnorm;       // (N,C)
     AttentionLayer::Scratch attn;
     SwiGLUMlp::Scratch mlp;  // planned when some layer is dense
@@ -112,6 +114,7 @@ class Block {
   std::optional<ModRouter> mod_;
   int64_t hidden_, ffn_size_;
   double eps_;
+  bool keep_attn_norm_, keep_ffn_norm_;  // model.recompute_norms
 
   // The halves on R rows (x, mid, out (R,C)) split into `runs`; positions (R) i32
   // (empty: position t within each sequence). Activations and scratch: their first R rows.

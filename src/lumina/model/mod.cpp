@@ -43,6 +43,7 @@ ModRouter::Activations ModRouter::plan(Arena& arena, DType act, DType stat, int6
   a.positions = arena.alloc(DType::i32, Shape{N});
   a.slot_row = arena.alloc(DType::i32, Shape{N});
   a.gate = arena.alloc(stat, Shape{N});
+  a.xs = arena.alloc(act, Shape{N, hidden_});
   a.delta = arena.alloc(act, Shape{N, hidden_});
   return a;
 }
@@ -51,7 +52,6 @@ ModRouter::Scratch ModRouter::plan_scratch(Arena& arena, DType act, DType stat, 
                                            int64_t hidden) {
   const int64_t N = B * T;
   Scratch s;
-  s.xs = arena.alloc(act, Shape{N, hidden});
   s.dys = arena.alloc(act, Shape{N, hidden});
   s.dgate = arena.alloc(stat, Shape{N});
   s.dlogits = arena.alloc(act, Shape{2, N});

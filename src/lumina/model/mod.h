@@ -82,12 +82,12 @@ class ModRouter {
     Tensor slot_row;           // (N) i32: each token's compact row, -1 if not routed
     Tensor gate;               // (N) stat: g of the routed tokens, 0 elsewhere
     Tensor sums;               // (2) stat: predictor BCE sum and agreement count (Backend::mod_predictor)
+    Tensor xs;                 // (N, C): the routed tokens' inputs (gathered), first R rows used
     Tensor delta;              // (N, C): block(x) - x of the routed tokens, first R rows used
     Selection sel;
   };
   // Shared by all MoD layers.
   struct Scratch {
-    Tensor xs;       // (N, C) gathered inputs of the routed tokens
     Tensor dys;      // (N, C) d(block output) of the routed tokens
     Tensor dgate;    // (N) stat: dout_n . delta of the routed tokens, 0 elsewhere
     Tensor dlogits;  // (2, N) act dtype: d r (row 0), d p (row 1) (learned)

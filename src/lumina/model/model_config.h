@@ -60,6 +60,10 @@ struct ModelConfig {
 
   // ---- memory ----------------------------------------------------------------------
   bool gradient_checkpointing = false;
+  // Which rmsnorm outputs the backward recomputes instead of keeping:
+  // "none" (keep both; 2 (N, C) activations per layer), "attention" (keep the
+  // FFN's, recompute the attention's) or "both" (keep neither).
+  std::string recompute_norms = "none";
 
   bool operator==(const ModelConfig&) const = default;
 

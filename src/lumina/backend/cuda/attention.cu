@@ -31,11 +31,20 @@ struct DeviceAttention {
   std::set<std::string> warned;  // fallback warnings already logged
 };
 
+std::mutex& registry_mutex() {
+  static std::mutex mutex;
+  return mutex;
+}
+
+// Guarded by registry_mutex().
+std::map<int, std::unique_ptr<DeviceAttention>>& registry() {
+  static auto* devices = new std::map<int, std::unique_ptr<DeviceAttention>>();  // never destroyed, see above
+  return *devices;
+}
+
 DeviceAttention& device_attention(int device) {
-  static std::mutex registry_mutex;
-  static auto* registry = new std::map<int, std::unique_ptr<DeviceAttention>>();  // never destroyed, see above
-  const std::lock_guard<std::mutex> lock(registry_mutex);
-  std::unique_ptr<DeviceAttention>& slot = (*registry)[device];
+  const std::lock_guard<std::mutex> lock(registry_mutex());
+  std::unique_ptr<DeviceAttention>& slot = registry()[device];
   if (!slot) {
     int previous = 0;
     LUMINA_CUDA_CHECK(cudaGetDevice(&previous));
@@ -104,6 +113,18 @@ std::string cuda_attention_fallback_reason(int device, const AttentionShape& sha
   DeviceAttention& d = device_attention(device);
   const std::lock_guard<std::mutex> lock(d.mutex);
   return fallback_reason_locked(d, shape, dtype, backward, {});
+}
+
+size_t cuda_attention_workspace_bytes(int device) {
+  DeviceAttention* d = nullptr;
+  {
+    const std::lock_guard<std::mutex> lock(registry_mutex());
+    const auto it = registry().find(device);
+    if (it == registry().end()) return 0;  // no attention has run on this GPU
+    d = it->second.get();
+  }
+  const std::lock_guard<std::mutex> lock(d->mutex);
+  return d->cudnn->workspace_bytes();
 }
 
 void CudaBackend::attention_forward(Tensor out, Tensor lse, const Tensor& q, const Tensor& k, const Tensor& v) {

@@ -9,6 +9,7 @@
 //     per new shape would cost far more than the call.
 // cuDNN state (handle, plan cache, workspace) is kept per GPU and shared by
 // the CudaBackends on it; the workspace grows when a larger shape arrives.
+#include <cstddef>
 #include <string>
 
 #include "lumina/backend/cuda/attention_shape.h"
@@ -20,5 +21,8 @@ namespace lumina {
 // cuDNN; otherwise why the reference kernels run instead. Builds (and caches)
 // the cuDNN plan if needed. For tests and benchmarks.
 std::string cuda_attention_fallback_reason(int device, const AttentionShape& shape, DType dtype, bool backward);
+
+// Device memory that cuDNN attention holds on GPU `device` now (its workspace), in bytes.
+size_t cuda_attention_workspace_bytes(int device);
 
 }  // namespace lumina

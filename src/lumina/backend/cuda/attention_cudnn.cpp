@@ -3,7 +3,9 @@
 #include <fmt/format.h>
 
 #include <array>
+#include <cstdlib>
 #include <limits>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -53,7 +55,10 @@ bool needs_padding_workaround(const AttentionShape& s) {
 
 struct CudnnAttention::Plan {
   cudnn_graph::OpGraphBuilder graph;
-  std::unique_ptr<cudnn_graph::ExecutionPlan> exec;
+  // The heuristic's candidates (kMaxCandidates at most, the first ranked first) until
+  // the first run times them; then only the fastest, which every run uses.
+  std::vector<std::unique_ptr<cudnn_graph::ExecutionPlan>> candidates;
+  const cudnn_graph::ExecutionPlan& exec() const { return *candidates.front(); }
   // uids of the caller's tensors (0 = not in this graph)
   int64_t q = 0, k = 0, v = 0, out = 0, lse = 0, dout = 0, dq = 0, dk = 0, dv = 0;
   // by-value scalars: (uid, host address inside this plan)
@@ -293,7 +298,11 @@ void build_backward(Plan& p, const AttentionShape& s, cudnnDataType_t io) {
 
 // ---- CudnnAttention -------------------------------------------------------------
 
-CudnnAttention::CudnnAttention() { cudnn_graph::check(cudnnCreate(&handle_), "cudnnCreate"); }
+CudnnAttention::CudnnAttention() {
+  const char* autotune = std::getenv("LUMINA_ATTENTION_AUTOTUNE");
+  autotune_ = autotune == nullptr || std::string_view(autotune) != "0";
+  cudnn_graph::check(cudnnCreate(&handle_), "cudnnCreate");
+}
 
 CudnnAttention::~CudnnAttention() {
   plans_.clear();
@@ -332,8 +341,9 @@ CudnnAttention::Plan* CudnnAttention::find_or_build(const AttentionShape& s, DTy
     build_forward(*p, s, cudnn_type(dtype));
   }
   std::string why_not;
-  p->exec = cudnn_graph::ExecutionPlan::create(handle_, p->graph.build(handle_), &why_not);
-  if (!p->exec) {
+  p->candidates = cudnn_graph::ExecutionPlan::candidates(handle_, p->graph.build(handle_),
+                                                         autotune_ ? kMaxCandidates : 1, &why_not);
+  if (p->candidates.empty()) {
     failures_[key] = why_not;
     return nullptr;
   }
@@ -371,7 +381,43 @@ Plan& checked_plan(Plan* p) {
 void run_plan(cudnnHandle_t handle, const Plan& p, std::vector<int64_t> uids, std::vector<void*> pointers,
               char* workspace) {
   p.bind_internal(uids, pointers, workspace);
-  cudnn_graph::execute(handle, *p.exec, uids, pointers, workspace + p.scratch_bytes);
+  cudnn_graph::execute(handle, p.exec(), uids, pointers, workspace + p.scratch_bytes);
+}
+
+// Runs every candidate of p on the caller's tensors (each overwrites the outputs):
+// one untimed run, then kTimedRuns back to back; keeps the fastest. Every
+// candidate fits the workspace of the first (ExecutionPlan::candidates).
+void keep_fastest(cudnnHandle_t handle, Plan& p, const std::vector<int64_t>& uids, const std::vector<void*>& pointers,
+                  char* workspace, cudaStream_t stream) {
+  constexpr int kTimedRuns = 3;
+  cudaEvent_t start = nullptr, stop = nullptr;
+  check_cuda(cudaEventCreate(&start), "cudaEventCreate");
+  check_cuda(cudaEventCreate(&stop), "cudaEventCreate");
+  std::vector<int64_t> all_uids = uids;
+  std::vector<void*> all_pointers = pointers;
+  p.bind_internal(all_uids, all_pointers, workspace);
+  size_t best = 0;
+  float best_ms = 0.0f;
+  for (size_t i = 0; i < p.candidates.size(); ++i) {
+    auto launch = [&] {
+      cudnn_graph::execute(handle, *p.candidates[i], all_uids, all_pointers, workspace + p.scratch_bytes);
+    };
+    launch();
+    check_cuda(cudaEventRecord(start, stream), "cudaEventRecord");
+    for (int r = 0; r < kTimedRuns; ++r) launch();
+    check_cuda(cudaEventRecord(stop, stream), "cudaEventRecord");
+    check_cuda(cudaEventSynchronize(stop), "cudaEventSynchronize");
+    float ms = 0.0f;
+    check_cuda(cudaEventElapsedTime(&ms, start, stop), "cudaEventElapsedTime");
+    if (i == 0 || ms < best_ms) {
+      best_ms = ms;
+      best = i;
+    }
+  }
+  cudaEventDestroy(stop);
+  cudaEventDestroy(start);
+  std::swap(p.candidates.front(), p.candidates[best]);
+  p.candidates.resize(1);
 }
 
 }  // namespace
@@ -381,10 +427,12 @@ void CudnnAttention::forward(const AttentionShape& s, DType dtype, void* out, fl
   if (s.empty()) return;
   LUMINA_CHECK(s.q_len == s.kv_len, "cuDNN attention needs q_len == kv_len, got {} and {}", s.q_len, s.kv_len);
   Plan& p = checked_plan(find_or_build(s, dtype, false));
-  char* ws = static_cast<char*>(workspace(p.scratch_bytes + static_cast<size_t>(p.exec->workspace_bytes()), stream));
+  char* ws = static_cast<char*>(workspace(p.scratch_bytes + static_cast<size_t>(p.exec().workspace_bytes()), stream));
   cudnn_graph::check(cudnnSetStream(handle_, stream), "cudnnSetStream");
-  run_plan(handle_, p, {p.q, p.k, p.v, p.out, p.lse},
-           {const_cast<void*>(q), const_cast<void*>(k), const_cast<void*>(v), out, lse}, ws);
+  const std::vector<int64_t> uids = {p.q, p.k, p.v, p.out, p.lse};
+  const std::vector<void*> pointers = {const_cast<void*>(q), const_cast<void*>(k), const_cast<void*>(v), out, lse};
+  if (p.candidates.size() > 1) keep_fastest(handle_, p, uids, pointers, ws, stream);
+  run_plan(handle_, p, uids, pointers, ws);
 }
 
 void CudnnAttention::backward(const AttentionShape& s, DType dtype, void* dq, void* dk, void* dv, const void* dout,
@@ -393,12 +441,14 @@ void CudnnAttention::backward(const AttentionShape& s, DType dtype, void* dq, vo
   if (s.empty()) return;
   LUMINA_CHECK(s.q_len == s.kv_len, "cuDNN attention needs q_len == kv_len, got {} and {}", s.q_len, s.kv_len);
   Plan& p = checked_plan(find_or_build(s, dtype, true));
-  char* ws = static_cast<char*>(workspace(p.scratch_bytes + static_cast<size_t>(p.exec->workspace_bytes()), stream));
+  char* ws = static_cast<char*>(workspace(p.scratch_bytes + static_cast<size_t>(p.exec().workspace_bytes()), stream));
   cudnn_graph::check(cudnnSetStream(handle_, stream), "cudnnSetStream");
-  run_plan(handle_, p, {p.q, p.k, p.v, p.out, p.dout, p.lse, p.dq, p.dk, p.dv},
-           {const_cast<void*>(q), const_cast<void*>(k), const_cast<void*>(v), const_cast<void*>(out),
-            const_cast<void*>(dout), const_cast<float*>(lse), dq, dk, dv},
-           ws);
+  const std::vector<int64_t> uids = {p.q, p.k, p.v, p.out, p.dout, p.lse, p.dq, p.dk, p.dv};
+  const std::vector<void*> pointers = {const_cast<void*>(q),    const_cast<void*>(k),      const_cast<void*>(v),
+                                       const_cast<void*>(out),  const_cast<void*>(dout), const_cast<float*>(lse),
+                                       dq,                      dk,                      dv};
+  if (p.candidates.size() > 1) keep_fastest(handle_, p, uids, pointers, ws, stream);
+  run_plan(handle_, p, uids, pointers, ws);
 }
 
 }  // namespace lumina

@@ -241,15 +241,16 @@ std::vector<std::unique_ptr<Descriptor>> ranked_configs(const Descriptor& graph,
 
 }  // namespace
 
-std::unique_ptr<ExecutionPlan> ExecutionPlan::create(cudnnHandle_t handle, const Descriptor& graph,
-                                                     std::string* why_not) {
-  std::unique_ptr<ExecutionPlan> result(new ExecutionPlan());
+std::vector<std::unique_ptr<ExecutionPlan>> ExecutionPlan::candidates(cudnnHandle_t handle, const Descriptor& graph,
+                                                                       size_t max_plans, std::string* why_not) {
+  std::vector<std::unique_ptr<ExecutionPlan>> plans;
   size_t tried = 0;
   cudnnStatus_t last = CUDNN_STATUS_NOT_SUPPORTED;
   char last_detail[1024] = {0};
   // The fallback list is asked only when no configuration of mode A finalizes.
   for (cudnnBackendHeurMode_t mode : {CUDNN_HEUR_MODE_A, CUDNN_HEUR_MODE_FALLBACK}) {
     for (auto& config : ranked_configs(graph, mode)) {
+      if (plans.size() >= max_plans) break;
       ++tried;
       auto plan = std::make_unique<Descriptor>(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR);
       plan->set_handle(CUDNN_ATTR_EXECUTION_PLAN_HANDLE, handle);
@@ -259,18 +260,21 @@ std::unique_ptr<ExecutionPlan> ExecutionPlan::create(cudnnHandle_t handle, const
         cudnnGetLastErrorString(last_detail, sizeof(last_detail));
         continue;
       }
+      std::unique_ptr<ExecutionPlan> result(new ExecutionPlan());
       int64_t returned = 0;
       check(cudnnBackendGetAttribute(plan->get(), CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE, CUDNN_TYPE_INT64, 1,
                                      &returned, &result->workspace_bytes_),
             "execution plan workspace size");
+      if (!plans.empty() && result->workspace_bytes_ > plans.front()->workspace_bytes_) continue;
       result->config_ = std::move(config);
       result->plan_ = std::move(plan);
-      return result;
+      plans.push_back(std::move(result));
     }
+    if (!plans.empty()) return plans;
   }
   *why_not = fmt::format("no cuDNN engine accepts the graph ({} engine configurations tried; last: {}{}{})", tried,
                          cudnnGetErrorString(last), last_detail[0] ? ": " : "", last_detail);
-  return nullptr;
+  return plans;
 }
 
 void execute(cudnnHandle_t handle, const ExecutionPlan& plan, const std::vector<int64_t>& uids,

@@ -89,13 +89,17 @@ class OpGraphBuilder {
   std::unique_ptr<Descriptor> graph_;
 };
 
-// An execution plan for a finalized operation graph: the first engine
-// configuration, in the order cuDNN's heuristics rank them (mode A, then the
-// fallback list), that finalizes for the graph.
+// An execution plan for a finalized operation graph: one engine configuration
+// that finalizes for it.
 class ExecutionPlan {
  public:
-  // nullptr when no engine accepts the graph; *why_not then says what cuDNN reported.
-  static std::unique_ptr<ExecutionPlan> create(cudnnHandle_t handle, const Descriptor& graph, std::string* why_not);
+  // Plans for the first `max_plans` engine configurations, in the order cuDNN's
+  // heuristics rank them (mode A; the fallback list only when no configuration
+  // of mode A finalizes), that finalize for the graph and need no more workspace
+  // than the first. Empty when no engine accepts the graph; *why_not then says
+  // what cuDNN reported. Each plan compiles its kernels (0.1 to 3 s).
+  static std::vector<std::unique_ptr<ExecutionPlan>> candidates(cudnnHandle_t handle, const Descriptor& graph,
+                                                                size_t max_plans, std::string* why_not);
 
   const Descriptor& get() const { return *plan_; }
   int64_t workspace_bytes() const { return workspace_bytes_; }

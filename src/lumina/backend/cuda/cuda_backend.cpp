@@ -7,6 +7,7 @@
 #include <mutex>
 #include <unordered_map>
 
+#include "lumina/backend/cuda/attention.h"
 #include "lumina/backend/cuda/cuda_backend_impl.h"
 #include "lumina/backend/cuda/cuda_check.h"
 #include "lumina/backend/cuda/gemm_runner.h"
@@ -109,10 +110,12 @@ std::string CudaBackend::name() const {
   return fmt::format("cuda ({}, sm_{}, {} SMs)", device_name_, compute_capability_, multiprocessor_count_);
 }
 
-// Buffers from allocate() plus the fixed op scratch and cuBLASLt workspace (not
-// cuDNN's attention workspace, which grows with the largest shape seen).
+// Buffers from allocate() plus the fixed op scratch, the cuBLASLt workspace and
+// cuDNN's attention workspace (shared by the backends on this GPU; it grows
+// with the largest shape seen).
 int64_t CudaBackend::device_memory_bytes() const {
-  return static_cast<int64_t>(allocated_bytes() + kScratchBytes + GemmRunner::kWorkspaceBytes);
+  return static_cast<int64_t>(allocated_bytes() + kScratchBytes + GemmRunner::kWorkspaceBytes +
+                              cuda_attention_workspace_bytes(device_index_));
 }
 
 // What cudaMemGetInfo reports free on the GPU (what other processes hold is not free).
