@@ -7,6 +7,7 @@
 // Bounds: losses 1e-5 (f32 math on the same rounded logits); dlogits per the
 // logits' dtype (cuda_parity.h); argmax exact (first index on ties, both sides).
 #include <algorithm>
+#include <initializer_list>
 
 #include "cuda_parity.h"
 
@@ -63,51 +64,34 @@ class CudaCrossEntropy : public CudaParity {
     if (with_grad) EXPECT_LE(relative_error(gpu_logits, cpu_logits), tolerance(dt));
     else EXPECT_EQ(read_bytes(logits_dev), logits_before);
   }
+
+  // check() for every dtype, each vocab and with and without gradients: random
+  // logits ~ N(0, 3^2), make_targets; seeds drawn from `seed` upwards.
+  void check_random_rows(int64_t rows, std::initializer_list<int64_t> vocabs, uint64_t seed, int64_t offset = 0) {
+    for (DType dt : {DType::f32, DType::bf16, DType::f16})
+      for (int64_t vocab : vocabs)
+        for (bool with_grad : {false, true}) {
+          SCOPED_TRACE(testing::Message() << dtype_name(dt) << " V" << vocab << " grad " << with_grad);
+          std::vector<float> logits = random_values(rows * vocab, seed++, dt, 3.0);
+          check(dt, rows, vocab, logits, make_targets(rows, vocab), with_grad, seed++, offset);
+        }
+  }
 };
 
 TEST_F(CudaCrossEntropy, MatchesCpuWithMaskedTargets) {
-  const int64_t rows = 37;
-  uint64_t seed = 50;
-  for (DType dt : {DType::f32, DType::bf16, DType::f16})
-    // 77: rows are not whole 16-byte packs (head and tail elements); f32 rows of
-    // 32000 and 40000 exceed the shared-memory stage of an H100 (112 KB: their
-    // last packs are read again from global memory), the others fit it.
-    for (int64_t vocab : {1000, 77, 32000, 40000, 256}) {
-      for (bool with_grad : {false, true}) {
-        SCOPED_TRACE(testing::Message() << dtype_name(dt) << " V" << vocab << " grad " << with_grad);
-        std::vector<float> logits = random_values(rows * vocab, seed++, dt, 3.0);
-        check(dt, rows, vocab, logits, make_targets(rows, vocab), with_grad, seed++);
-      }
-    }
+  // 77: rows are not whole 16-byte packs (head and tail elements); f32 rows of
+  // 32000 and 40000 exceed the shared-memory stage of an H100 (112 KB: their
+  // last packs are read again from global memory), the others fit it.
+  check_random_rows(37, {1000, 77, 32000, 40000, 256}, 50);
 }
 
 // Long rows: 50257 (GPT-2's vocabulary: odd, rows off 16 bytes, 100 KB in bf16,
 // staged whole) and 262144 (mostly past the stage in every dtype).
-TEST_F(CudaCrossEntropy, MatchesCpuOnLongRows) {
-  const int64_t rows = 5;
-  uint64_t seed = 150;
-  for (DType dt : {DType::f32, DType::bf16, DType::f16})
-    for (int64_t vocab : {50257, 262144})
-      for (bool with_grad : {false, true}) {
-        SCOPED_TRACE(testing::Message() << dtype_name(dt) << " V" << vocab << " grad " << with_grad);
-        std::vector<float> logits = random_values(rows * vocab, seed++, dt, 3.0);
-        check(dt, rows, vocab, logits, make_targets(rows, vocab), with_grad, seed++);
-      }
-}
+TEST_F(CudaCrossEntropy, MatchesCpuOnLongRows) { check_random_rows(5, {50257, 262144}, 150); }
 
 // A pointer one element past 16 bytes: even when V is a multiple of the pack,
 // every row has head and tail elements; V = 5 is all head and tail.
-TEST_F(CudaCrossEntropy, MatchesCpuOnUnalignedRows) {
-  const int64_t rows = 11;
-  uint64_t seed = 250;
-  for (DType dt : {DType::f32, DType::bf16, DType::f16})
-    for (int64_t vocab : {1024, 5})
-      for (bool with_grad : {false, true}) {
-        SCOPED_TRACE(testing::Message() << dtype_name(dt) << " V" << vocab << " grad " << with_grad);
-        std::vector<float> logits = random_values(rows * vocab, seed++, dt, 3.0);
-        check(dt, rows, vocab, logits, make_targets(rows, vocab), with_grad, seed++, 1);
-      }
-}
+TEST_F(CudaCrossEntropy, MatchesCpuOnUnalignedRows) { check_random_rows(11, {1024, 5}, 250, 1); }
 
 // Rows built for the argmax (first index of the maximum): the maximum at the
 // last index; ties in different packs, threads and warps, in the head and the
